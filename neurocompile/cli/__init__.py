@@ -1,0 +1,1 @@
+"""Command-line interface (click): thin wrappers that parse, call the library and print."""

@@ -1,0 +1,43 @@
+"""Errors a user can act on: each names the file, node, limit or value at fault."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class NeurocompileError(Exception):
+    """Base class; the CLI prints these as one line, without a traceback."""
+
+
+class NIRFileError(NeurocompileError):
+    """A file that is not a readable NIR graph or data file."""
+
+
+class InputDataError(NeurocompileError):
+    """Input spike data that does not fit the graph (missing key, wrong shape)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a graph, tied to the node (or edge) where it is."""
+
+    node: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"node {self.node!r}: {self.message}"
+
+
+class GraphValidationError(NeurocompileError):
+    """A graph with one or more problems; all of them are listed."""
+
+    def __init__(self, problems: list[Problem], source: str | None = None):
+        self.problems = list(problems)
+        where = f" in {source}" if source else ""
+        lines = [f"{len(self.problems)} problem(s){where}:"]
+        lines += [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class UnsupportedError(NeurocompileError):
+    """A node or option a target or pass cannot handle."""
