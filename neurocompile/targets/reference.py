@@ -144,13 +144,14 @@ class _NeuronState:
         self.u = self.u * self.keep_u
         self.u += i_t if self.unit_gain else self.gain * i_t
         self.v = self.v * self.keep_v + self.u + self.bias
-        if self.trace is not None:
-            self.trace[t, 0], self.trace[t, 1] = self.u, self.v
         if self.vth is None:
-            return self.v.copy()
-        spikes = self.v > self.vth
-        self.v[spikes] = 0
-        return spikes
+            out = self.v.copy()
+        else:
+            out = self.v > self.vth
+            self.v[out] = 0
+        if self.trace is not None:  # state after the step (after reset), as Lava reports it
+            self.trace[t, 0], self.trace[t, 1] = self.u, self.v
+        return out
 
 
 class Simulator:

@@ -1,0 +1,148 @@
+"""Commands on NIR graphs: inspect, simulate, targets, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import nir
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from neurocompile.errors import InputDataError
+from neurocompile.ir.io import load_graph, load_spikes, save_spikes, write_text
+
+console = Console()
+
+
+def graph_table(graph: nir.NIRGraph, title: str) -> Table:
+    """One row per node: type, input/output shape, parameters, non-zero weights."""
+    from neurocompile.ir.shapes import infer_shapes
+
+    in_shapes, out_shapes, _ = infer_shapes(graph)
+    table = Table(title=title)
+    for col in ("node", "type", "input", "output", "params", "non-zero", "sparsity"):
+        table.add_column(col, justify="right" if col in ("params", "non-zero", "sparsity") else "left")
+    total = nonzero = 0
+    for name, node in graph.nodes.items():
+        w = getattr(node, "weight", None)
+        params = sum(int(np.size(v)) for k, v in vars(node).items()
+                     if isinstance(v, np.ndarray) and k not in ("input_type", "output_type"))
+        nz = int(np.count_nonzero(w)) if w is not None else None
+        total += params
+        nonzero += nz if nz is not None else params
+        table.add_row(name, type(node).__name__, str(in_shapes.get(name) or "-"),
+                      str(out_shapes.get(name) or "-"), f"{params:,}",
+                      f"{nz:,}" if nz is not None else "",
+                      f"{1 - nz / max(1, np.size(w)):.1%}" if nz is not None else "")
+    table.caption = f"{len(graph.nodes)} nodes, {len(graph.edges)} edges, {total:,} parameters, " \
+                    f"{nonzero:,} non-zero"
+    return table
+
+
+@click.command("inspect")
+@click.argument("graph_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def inspect_cmd(graph_path: Path, as_json: bool) -> None:
+    """Show nodes, shapes, parameter counts and weight sparsity of a NIR graph, and validate it."""
+    from neurocompile.ir.validate import validate
+
+    graph = load_graph(graph_path)
+    problems = validate(graph)
+    if as_json:
+        from neurocompile.ir.shapes import infer_shapes
+
+        _, out_shapes, _ = infer_shapes(graph)
+        click.echo(json.dumps({
+            "nodes": {n: {"type": type(node).__name__, "output": list(out_shapes.get(n) or [])}
+                      for n, node in graph.nodes.items()},
+            "edges": [list(e) for e in graph.edges],
+            "problems": [str(p) for p in problems],
+        }, indent=2))
+    else:
+        console.print(graph_table(graph, str(graph_path)))
+        for p in problems:
+            console.print(f"[red]problem[/red] {p}")
+        if not problems:
+            console.print("[green]valid[/green]")
+    if problems:
+        raise SystemExit(1)
+
+
+@click.command("simulate")
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Input spikes: .npz keyed by Input node name, or a NIR data file; (batch, steps, ...).")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps to run (default: input length).")
+@click.option("--target", default="reference", show_default=True, help="Backend (see `neurocompile targets`).")
+@click.option("--fixed-point", is_flag=True, help="Integer (Loihi fixed-point) arithmetic; graph must be quantized.")
+@click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph metadata or 1 ms).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write output spikes (.npz or NIR data file) and a JSON summary beside it.")
+def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, fixed_point: bool,
+                 dt: float | None, out_path: Path | None) -> None:
+    """Run a NIR graph (or a compiled artifact) on input spikes and print per-node activity."""
+    from neurocompile.targets import get_target
+
+    backend = get_target(target)
+    graph_options = {"dt": dt, "fixed_point": fixed_point}
+    load_artifact = getattr(backend, "load_artifact", None)
+    if model.is_dir():
+        if load_artifact is None:
+            raise InputDataError(f"{model}: target {target!r} runs NIR files, not artifact directories")
+        artifact = load_artifact(model, graph_options)
+    else:
+        artifact = backend.compile(load_graph(model), graph_options)
+    inputs = load_spikes(input_path)
+    result = backend.run(artifact, inputs, steps)
+    table = Table(title=f"{model} on {result.target}: {result.batch} sample(s) x {result.steps} steps")
+    for col in ("node", "spikes", "synaptic events", "neuron updates"):
+        table.add_column(col, justify="left" if col == "node" else "right")
+    for name, c in result.counters.items():
+        if c.spikes or c.synaptic_events or c.neuron_updates:
+            table.add_row(name, f"{c.spikes:,}", f"{c.synaptic_events:,}", f"{c.neuron_updates:,}")
+    table.add_row("[bold]total", *(f"{result.total(k):,}" for k in
+                                   ("spikes", "synaptic_events", "neuron_updates")))
+    table.caption = f"wall time {result.wall_time_s:.3f} s"
+    console.print(table)
+    if out_path is not None:
+        save_spikes(result.outputs, out_path)
+        write_text(out_path.with_suffix(".json"), json.dumps(result.summary(), indent=2))
+        console.print(f"wrote {out_path} and {out_path.with_suffix('.json')}")
+
+
+@click.command("targets")
+def targets_cmd() -> None:
+    """List the available backends."""
+    from neurocompile.targets import available_targets
+
+    table = Table(title="targets")
+    table.add_column("name")
+    table.add_column("description")
+    for name, desc in available_targets().items():
+        table.add_row(name, desc)
+    console.print(table)
+
+
+@click.command("demo")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/demo"), show_default=True)
+def demo_cmd(out_dir: Path) -> None:
+    """Build the bundled demo graph, simulate it on the reference target, write the results."""
+    from neurocompile.demo import demo_graph, demo_input
+    from neurocompile.ir.io import save_graph
+    from neurocompile.targets.reference import simulate
+
+    graph, spikes = demo_graph(), demo_input()
+    save_graph(graph, out_dir / "demo.nir")
+    save_spikes({"input": spikes}, out_dir / "input.npz")
+    console.print(graph_table(graph, "demo graph"))
+    result = simulate(graph, {"input": spikes})
+    save_spikes(result.outputs, out_dir / "output.npz")
+    write_text(out_dir / "summary.json", json.dumps(result.summary(), indent=2))
+    counts = result.outputs["output"].sum(axis=1)
+    console.print(f"output spike counts per sample (argmax = class): {counts.argmax(axis=1).tolist()}")
+    console.print(f"totals: {result.summary()['totals']}  wall time {result.wall_time_s:.3f} s")
+    console.print(f"wrote {out_dir}/demo.nir, input.npz, output.npz, summary.json")

@@ -1,0 +1,77 @@
+"""CLI: inspect, simulate, targets and demo, as a user runs them (exit codes, files, messages)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from conftest import REPO
+
+from neurocompile.demo import demo_graph, demo_input
+from neurocompile.ir import load_spikes, save_graph, save_spikes
+from neurocompile.targets.reference import simulate
+
+
+def run_cli(*args: str, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "neurocompile.cli.main", *args],
+                          capture_output=True, text=True, cwd=cwd, stdin=subprocess.DEVNULL)
+
+
+def test_inspect_valid_graph(tmp_path):
+    path = save_graph(demo_graph(), tmp_path / "demo.nir")
+    out = run_cli("inspect", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "CubaLIF" in out.stdout and "valid" in out.stdout
+
+
+def test_inspect_broken_file_is_one_line_error(tmp_path):
+    path = tmp_path / "bad.nir"
+    path.write_bytes(b"\x89HDF garbage")
+    out = run_cli("inspect", str(path))
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "bad.nir" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_simulate_writes_outputs_equal_to_library(tmp_path):
+    graph_path = save_graph(demo_graph(), tmp_path / "demo.nir")
+    spikes = demo_input(batch=3, steps=20)
+    save_spikes({"input": spikes}, tmp_path / "in.npz")
+    out = run_cli("simulate", str(graph_path), "--input", str(tmp_path / "in.npz"),
+                  "--out", str(tmp_path / "out.npz"))
+    assert out.returncode == 0, out.stderr
+    got = load_spikes(tmp_path / "out.npz")["output"]
+    expect = simulate(demo_graph(), {"input": spikes}).outputs["output"]
+    np.testing.assert_array_equal(got, expect)
+    summary = json.loads((tmp_path / "out.json").read_text())
+    assert summary["batch"] == 3 and summary["steps"] == 20
+
+
+def test_simulate_nir_data_file_input(tmp_path):
+    graph_path = save_graph(demo_graph(), tmp_path / "demo.nir")
+    spikes = demo_input(batch=2, steps=10)
+    save_spikes({"input": spikes}, tmp_path / "in.h5")
+    out = run_cli("simulate", str(graph_path), "--input", str(tmp_path / "in.h5"),
+                  "--out", str(tmp_path / "out.h5"))
+    assert out.returncode == 0, out.stderr
+    got = load_spikes(tmp_path / "out.h5")["output"]
+    np.testing.assert_array_equal(got, simulate(demo_graph(), {"input": spikes}).outputs["output"])
+
+
+def test_simulate_wrong_input_shape_names_node(tmp_path):
+    graph_path = save_graph(demo_graph(), tmp_path / "demo.nir")
+    save_spikes({"input": np.zeros((1, 5, 7))}, tmp_path / "in.npz")
+    out = run_cli("simulate", str(graph_path), "--input", str(tmp_path / "in.npz"))
+    assert out.returncode == 2
+    assert "input 'input'" in out.stderr and "(1, 5, 7)" in out.stderr
+
+
+def test_targets_and_demo(tmp_path):
+    out = run_cli("targets")
+    assert out.returncode == 0 and "reference" in out.stdout
+    out = run_cli("demo", "--out", str(tmp_path / "run"))
+    assert out.returncode == 0, out.stderr
+    for name in ("demo.nir", "input.npz", "output.npz", "summary.json"):
+        assert (tmp_path / "run" / name).exists()
