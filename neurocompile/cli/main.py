@@ -17,6 +17,12 @@ COMMANDS: dict[str, str] = {
     "simulate": "neurocompile.cli.graph_cmds:simulate_cmd",
     "targets": "neurocompile.cli.graph_cmds:targets_cmd",
     "demo": "neurocompile.cli.graph_cmds:demo_cmd",
+    "compile": "neurocompile.cli.lava_cmds:compile_cmd",
+    "lava-check": "neurocompile.cli.lava_cmds:lava_check_cmd",
+    "prune": "neurocompile.cli.pass_cmds:prune_cmd",
+    "quantize": "neurocompile.cli.pass_cmds:quantize_cmd",
+    "energy": "neurocompile.cli.energy_cmd:energy_cmd",
+    "train": "neurocompile.cli.train_cmd:train_cmd",
 }
 
 

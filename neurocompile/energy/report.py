@@ -1,0 +1,248 @@
+"""Energy report: built as a JSON-ready dict with stable keys, then rendered (table, Markdown)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nir
+
+from neurocompile.energy.counts import count_activity
+from neurocompile.energy.model import evaluate_hardware
+from neurocompile.ir.graph import predecessors
+from neurocompile.ir.io import write_text
+from neurocompile.targets.base import RunResult
+from neurocompile.targets.hardware import load_hardware
+
+SCHEMA = "neurocompile.energy/1"
+DEFAULT_HARDWARE = ("loihi", "loihi2", "truenorth", "spinnaker2", "cmos45")
+
+DEFINITIONS = {
+    "per_inference": "run totals divided by the number of samples (batch)",
+    "spikes": "non-zero outputs of spiking nodes (input spikes reported apart as input_spikes)",
+    "synaptic_ops": "effective accumulates: each non-zero input x its non-zero fan-out, "
+                    "every step (bias not counted)",
+    "neuron_updates": "neurons x steps of neuron nodes",
+    "dense_macs_per_step": "MACs of one dense pass: every connection, zero weights and inputs "
+                           "included",
+    "dense_macs": "dense_macs_per_step x steps: the same network evaluated densely every step",
+    "ann_macs": "MACs of the equivalent ANN: one dense pass per inference",
+    "spike_messages": "spikes of nodes that feed other nodes (one routed message per spike)",
+    "activation_sparsity": "1 - spikes / (neurons x steps x samples), over spiking neuron nodes",
+    "connection_sparsity": "zero weights / all weights, over Affine, Linear and Conv nodes",
+    "energy": "sum over the hardware's model terms of count per inference x energy per op",
+}
+
+
+def build_report(graph: nir.NIRGraph, result: RunResult,
+                 hardware: tuple[str, ...] | list[str] = DEFAULT_HARDWARE,
+                 mapping: dict[str, Any] | None = None, source: str | None = None,
+                 weight_bits: int | None = None) -> dict[str, Any]:
+    """Counts, energy, latency and resources of `result` (a run of `graph`) on each hardware.
+
+    mapping: an optional resource map from a compiler (per-core info); it is summarised for the
+    hardware named by its "hardware" (or "target") key, default "loihi2".
+    """
+    activity = count_activity(graph, result)
+    preds = predecessors(graph)
+    if weight_bits is None and "loihi.num_weight_bits" in graph.metadata:
+        weight_bits = int(graph.metadata["loihi.num_weight_bits"])
+    mapped_hw = None
+    if mapping is not None:
+        mapped_hw = str(mapping.get("hardware", mapping.get("target", "loihi2"))) \
+            if isinstance(mapping, dict) else "loihi2"
+        mapped_hw = "loihi2" if mapped_hw == "lava" else mapped_hw
+    per_hw = {}
+    for name in hardware:
+        hw = load_hardware(name)
+        per_hw[hw["name"]] = evaluate_hardware(activity, hw, preds,
+                                               mapping if hw["name"] == mapped_hw else None,
+                                               weight_bits if hw["name"].startswith("loihi")
+                                               else None)
+    return {
+        "schema": SCHEMA,
+        "source": source,
+        "run": {"target": result.target, "steps": activity["steps"], "batch": activity["batch"],
+                "dt": graph.metadata.get("dt") if hasattr(graph, "metadata") else None},
+        "definitions": DEFINITIONS,
+        "totals": activity["totals"],
+        "nodes": activity["nodes"],
+        "hardware": per_hw,
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return obj
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """The report as indented JSON (keys in the report's own, stable order)."""
+    return json.dumps(_jsonable(report), indent=2)
+
+
+def save_report(report: dict[str, Any], path: str | Path) -> Path:
+    """Write the JSON report atomically."""
+    path = Path(path)
+    write_text(path, to_json(report) + "\n")
+    return path
+
+
+def fmt_energy(j: float | None) -> str:
+    """Joules with an SI prefix (pJ .. J); 'n/a' for None."""
+    if j is None:
+        return "n/a"
+    for scale, unit in ((1e-12, "pJ"), (1e-9, "nJ"), (1e-6, "uJ"), (1e-3, "mJ")):
+        if abs(j) < scale * 1000:
+            return f"{j / scale:.3g} {unit}"
+    return f"{j:.3g} J"
+
+
+def fmt_time(s: float | None) -> str:
+    """Seconds with an SI prefix; 'n/a' for None."""
+    if s is None:
+        return "n/a"
+    for scale, unit in ((1e-9, "ns"), (1e-6, "us"), (1e-3, "ms")):
+        if abs(s) < scale * 1000:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}" if float(x).is_integer() or abs(x) >= 100 else f"{x:,.2f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
+    """(quantity, value) rows of the per-inference totals."""
+    t, p = report["totals"], report["totals"]["per_inference"]
+    return [("spikes", _num(p["spikes"])), ("input spikes", _num(p["input_spikes"])),
+            ("synaptic ops (effective ACs)", _num(p["synaptic_ops"])),
+            ("neuron updates", _num(p["neuron_updates"])),
+            ("dense MACs per step", _num(p["dense_macs_per_step"])),
+            ("dense MACs (x steps)", _num(p["dense_macs"])),
+            ("activation sparsity", _pct(t["activation_sparsity"])),
+            ("connection sparsity", _pct(t["connection_sparsity"]))]
+
+
+def hardware_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(hardware, energy, latency, cores, main term) rows."""
+    rows = []
+    for name, hw in report["hardware"].items():
+        e = hw["energy"]
+        lat = hw["latency"].get("latency_per_inference_s") if hw["latency"]["available"] else None
+        cores = hw["resources"].get("cores")
+        if "resources_mapped" in hw:
+            cores = hw["resources_mapped"]["cores"]
+        ops = {k: v["energy_j"] for k, v in e["by_op"].items()}
+        main = max(ops, key=ops.get) if ops and any(ops.values()) else "-"
+        rows.append((name, fmt_energy(e["energy_per_inference_j"]), fmt_time(lat),
+                     "n/a" if cores is None else str(cores), main))
+    return rows
+
+
+def node_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Per-node counts and energy (one column per hardware) rows."""
+    hw_names = list(report["hardware"])
+    rows = []
+    for name, n in report["nodes"].items():
+        p = n["per_inference"]
+        energies = [report["hardware"][h]["energy"]["nodes"].get(name, {}).get("energy_j")
+                    for h in hw_names]
+        if not (p["spikes"] or p["synaptic_ops"] or p["neuron_updates"] or any(energies)):
+            continue
+        rows.append([name, n["type"], _num(p["spikes"]), _num(p["synaptic_ops"]),
+                     _num(p["neuron_updates"]), _num(p["dense_macs_per_step"]),
+                     _pct(n.get("activation_sparsity")) if "activation_sparsity" in n else "",
+                     _pct(n.get("connection_sparsity")) if "connection_sparsity" in n else ""]
+                    + [fmt_energy(e) if e is not None else "-" for e in energies])
+    return rows
+
+
+NODE_COLUMNS = ["node", "type", "spikes", "synaptic ops", "neuron updates", "dense MACs/step",
+                "act. sparsity", "conn. sparsity"]
+
+
+def render_markdown(report: dict[str, Any], plots: list[str] | None = None) -> str:
+    """The report as Markdown: summary, per-hardware totals, per-node breakdown, sources."""
+    r = report["run"]
+    lines = ["# Energy report", ""]
+    if report.get("source"):
+        lines.append(f"Model: `{report['source']}`  ")
+    lines += [f"Run: {r['target']} simulator, {r['batch']} sample(s) x {r['steps']} steps"
+              + (f", dt = {r['dt']} s" if r.get("dt") else "") + ". All figures are per inference "
+              "(one sample).", "", "## Activity", "", "| quantity | per inference |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in summary_rows(report)]
+    lines += ["", "## Energy, latency and cores per hardware", "",
+              "| hardware | energy / inference | latency / inference | cores | largest term |",
+              "|---|---:|---:|---:|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in hardware_rows(report)]
+    hw_names = list(report["hardware"])
+    lines += ["", "## Per node", "",
+              "| " + " | ".join(NODE_COLUMNS + [f"E {h}" for h in hw_names]) + " |",
+              "|" + "---|" * 2 + "---:|" * (len(NODE_COLUMNS) - 2 + len(hw_names))]
+    lines += ["| " + " | ".join(row) + " |" for row in node_rows(report)]
+    lines += ["", "## Energy model and sources", ""]
+    for name, hw in report["hardware"].items():
+        e = hw["energy"]
+        lines.append(f"**{name}**: {hw['description']}.  ")
+        if not e["available"]:
+            lines.append("Energy unavailable: " + hw["note"])
+        for k, op in e["by_op"].items():
+            lines.append(f"- {k}: {_num(op['count'])} x {fmt_energy(op['energy_per_op_j'])} = "
+                         f"{fmt_energy(op['energy_j'])} ({op['source']})")
+        if hw["latency"]["available"]:
+            lines.append(f"- latency: {hw['latency']['model']} "
+                         f"({hw['latency'].get('source', '')})")
+        for note in hw["resources"].get("notes", []):
+            lines.append(f"- resources: {note}")
+        if "resources_mapped" in hw:
+            m = hw["resources_mapped"]
+            lines.append(f"- resource map: {m['cores']} cores"
+                         + (f"; violations: {'; '.join(m['violations'])}" if m["violations"] else ""))
+        lines.append("")
+    if plots:
+        lines += ["## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots] + [""]
+    lines += ["## Definitions", ""] + [f"- **{k}**: {v}" for k, v in report["definitions"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def render_tables(report: dict[str, Any]) -> list[Any]:
+    """rich Tables (activity, per hardware, per node) for the terminal."""
+    from rich.table import Table
+
+    r = report["run"]
+    t1 = Table(title=f"activity per inference ({r['batch']} sample(s) x {r['steps']} steps)")
+    t1.add_column("quantity")
+    t1.add_column("value", justify="right")
+    for k, v in summary_rows(report):
+        t1.add_row(k, v)
+    t2 = Table(title="energy, latency, cores per inference")
+    for col in ("hardware", "energy", "latency", "cores", "largest term"):
+        t2.add_column(col, justify="left" if col in ("hardware", "largest term") else "right")
+    for row in hardware_rows(report):
+        t2.add_row(*row)
+    t3 = Table(title="per node (per inference; sparsities and dense MACs: --format md/json)")
+    hw_names = list(report["hardware"])
+    for col in NODE_COLUMNS[:5] + hw_names:
+        t3.add_column(col, justify="left" if col in ("node", "type") else "right")
+    for row in node_rows(report):
+        t3.add_row(*(row[:5] + row[len(NODE_COLUMNS):]))
+    return [t1, t2, t3]
+
+
+__all__ = ["DEFAULT_HARDWARE", "DEFINITIONS", "SCHEMA", "build_report", "fmt_energy",
+           "fmt_time", "render_markdown", "render_tables", "save_report", "to_json"]

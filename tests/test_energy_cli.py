@@ -1,0 +1,68 @@
+"""`neurocompile energy` end to end on the small sample network, and the plots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from neurocompile.cli.main import main
+from neurocompile.energy.sample import write_sample
+
+
+@pytest.fixture
+def sample(tmp_path):
+    return write_sample(tmp_path / "model")
+
+
+def test_cli_writes_json_and_markdown(sample, tmp_path, capsys):
+    graph, data = sample
+    out = tmp_path / "r.json"
+    main(["energy", str(graph), "--input", str(data), "--targets", "loihi,cmos45",
+          "--format", "md", "-o", str(out)])
+    md = capsys.readouterr().out
+    rep = json.loads(out.read_text())
+    assert set(rep["hardware"]) == {"loihi", "cmos45"}
+    assert rep["run"]["batch"] == 4 and rep["run"]["steps"] == 25
+    assert rep["totals"]["per_inference"]["synaptic_ops"] > 0
+    assert "# Energy report" in md and "| loihi |" in md
+
+
+def test_cli_accepts_artifact_directory_with_resource_map(sample, tmp_path, capsys):
+    graph, data = sample
+    art = tmp_path / "artifact"
+    art.mkdir()
+    shutil.copy(graph, art / "model.nir")
+    (art / "manifest.json").write_text(json.dumps(
+        {"target": "lava", "resource_map": {"cores": [{"core": 0, "neurons": 42}]}}))
+    main(["energy", str(art), "--input", str(data), "--targets", "loihi2", "--format", "json"])
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["hardware"]["loihi2"]["resources_mapped"]["cores"] == 1
+    assert rep["hardware"]["loihi2"]["resources_mapped"]["neurons"] == 42
+
+
+def test_cli_errors_are_one_line(sample, tmp_path, capsys):
+    graph, data = sample
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as exc:
+        main(["energy", str(empty), "--input", str(data)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "exactly one .nir file" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        main(["energy", str(graph), "--input", str(data), "--targets", "nosuchchip"])
+    assert "unknown hardware 'nosuchchip'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_plots_are_png(sample, tmp_path):
+    pytest.importorskip("matplotlib")
+    graph, data = sample
+    main(["energy", str(graph), "--input", str(data), "--plot", str(tmp_path / "plots"),
+          "--format", "json"])
+    for name in ("energy_breakdown.png", "spikes_per_layer.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    md = (tmp_path / "plots" / "report.md").read_text()
+    assert "![energy_breakdown](energy_breakdown.png)" in md
