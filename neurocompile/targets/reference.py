@@ -59,11 +59,22 @@ class _Program:
     delays: dict[str, np.ndarray]
     fan_outs: dict[str, np.ndarray]
     zero: dict[str, np.ndarray]  # each node's output when every stateful output is zero
+    fixed: Any = None  # targets.fixed_point.FixedPlan in fixed-point (Loihi integer) mode
 
 
-def build_program(graph: nir.NIRGraph, dt: float | None = None, dtype=np.float64) -> _Program:
-    """Validate `graph` and precompute per-node parameters, fan-outs and evaluation order."""
+def build_program(graph: nir.NIRGraph, dt: float | None = None, dtype=np.float64,
+                  fixed_point: bool = False) -> _Program:
+    """Validate `graph` and precompute per-node parameters, fan-outs and evaluation order.
+
+    fixed_point: run a Loihi-quantized graph with Lava's integer arithmetic
+    (neurocompile/targets/fixed_point.py) instead of the float model.
+    """
     check_graph(graph)
+    fixed = None
+    if fixed_point:
+        from neurocompile.targets.fixed_point import build_plan
+
+        fixed = build_plan(graph)
     dt = graph_dt(graph, dt)
     dtype = np.dtype(dtype)
     preds = predecessors(graph)
@@ -85,7 +96,7 @@ def build_program(graph: nir.NIRGraph, dt: float | None = None, dtype=np.float64
         x = sum(zero[p] for p in preds[name])
         zero[name] = x if isinstance(node, nir.Output) else numpy_ops.apply(node, x, dtype)
     return _Program(graph, dt, dtype, preds, in_shapes, out_shapes, sccs, neurons, delays,
-                    fan_outs, zero)
+                    fan_outs, zero, fixed)
 
 
 def _normalise_inputs(prog: _Program, inputs: dict[str, np.ndarray] | np.ndarray,
@@ -209,7 +220,10 @@ class Simulator:
         if name in self.prog.fan_outs:
             active = np.count_nonzero(flat.reshape(flat.shape[0], -1), axis=0)
             self.counters[name].synaptic_events += int(active @ self.prog.fan_outs[name].reshape(-1))
-        y = numpy_ops.apply(node, flat, self.prog.dtype)
+        if self.prog.fixed is not None and name in self.prog.fixed.synapses:
+            y = self.prog.fixed.apply(name, flat)
+        else:
+            y = numpy_ops.apply(node, flat, self.prog.dtype)
         return y.reshape(lead + y.shape[1:])
 
     def _latched_input(self, name: str) -> np.ndarray:
@@ -242,8 +256,9 @@ class Simulator:
             self.values[name] = self._stateless(name, x)
 
     def _new_state(self, name: str) -> _NeuronState:
-        state = _NeuronState(self.prog.neurons[name], self.batch, self.prog.dtype,
-                             name in self.probe, self.steps)
+        args = (self.batch, self.prog.dtype, name in self.probe, self.steps)
+        state = _NeuronState(self.prog.neurons[name], *args) if self.prog.fixed is None \
+            else self.prog.fixed.new_state(name, *args)
         self.states[name] = state
         return state
 
@@ -291,21 +306,24 @@ class ReferenceTarget:
 
     def compile(self, graph: nir.NIRGraph, options: dict[str, Any] | None = None) -> Artifact:
         options = dict(options or {})
-        prog = build_program(graph, options.get("dt"), options.get("dtype", np.float64))
+        prog = build_program(graph, options.get("dt"), options.get("dtype", np.float64),
+                             bool(options.get("fixed_point", False)))
         return Artifact(NAME, graph, options, {"dt": prog.dt, "nodes": len(graph.nodes)})
 
     def run(self, artifact: Artifact, inputs, steps: int | None = None) -> RunResult:
         prog = build_program(artifact.graph, artifact.options.get("dt"),
-                             artifact.options.get("dtype", np.float64))
+                             artifact.options.get("dtype", np.float64),
+                             bool(artifact.options.get("fixed_point", False)))
         return Simulator(prog).run(inputs, steps)
 
 
 def simulate(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray,
              steps: int | None = None, *, dt: float | None = None, dtype=np.float64,
-             probe: tuple[str, ...] = ()) -> RunResult:
+             probe: tuple[str, ...] = (), fixed_point: bool = False) -> RunResult:
     """Run `graph` on `inputs` ({Input name: (batch, steps, *shape)}) for `steps` steps.
 
     probe: neuron node names whose u and v traces are returned in RunResult.probes
     as '<name>.u' and '<name>.v', each (batch, steps, *shape).
+    fixed_point: Lava's integer arithmetic for Loihi-quantized graphs (u, v probes are ints).
     """
-    return Simulator(build_program(graph, dt, dtype), probe).run(inputs, steps)
+    return Simulator(build_program(graph, dt, dtype, fixed_point), probe).run(inputs, steps)

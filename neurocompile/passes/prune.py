@@ -1,0 +1,362 @@
+"""Pruning passes on NIR graphs: magnitude, activity-based, and dead-neuron removal.
+
+Every pass deep-copies its input (the caller's graph is never changed) and returns
+``(new_graph, PassReport)``; the report lists non-zero parameters and neurons per node,
+before and after.
+
+* ``magnitude_prune``: zero the k = floor(s * n + 1/2) smallest |w| of each weighted node
+  (``scope="layer"``, n = that node's weights) or of all weighted nodes together
+  (``scope="global"``), or every |w| < ``threshold``. Ties are broken by position (flat
+  C order), so the result is deterministic. Weights already zero count towards s.
+* ``activity_prune``: run calibration data through the reference simulator, measure each
+  Affine/Linear node's presynaptic rate r_j (mean |input| per step and sample), then zero
+  the k weights with the lowest score: |w_ij| * r_j (``criterion="rate_weight"``) or r_j
+  with |w_ij| breaking ties (``criterion="rate"``: synapses of the least active
+  presynaptic neurons first).
+* ``remove_dead_neurons``: drop spiking neurons that never spike on the calibration data,
+  with their rows in the weights before them, their columns in the weights after them
+  (both, for recurrent weights) and their entries in every per-neuron parameter and
+  metadata array. A neuron that never spikes contributes nothing downstream, so the
+  outputs on the calibration data are unchanged spike for spike. Populations read by an
+  Output node are kept unless ``keep_outputs=False`` (then the Output shape shrinks).
+
+Calibration runs use the reference simulator (imported on use).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nir
+import numpy as np
+
+from neurocompile.errors import InputDataError, UnsupportedError
+from neurocompile.ir.graph import predecessors, successors
+from neurocompile.passes.report import PassReport, compare_graphs
+
+PRUNABLE_TYPES = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
+DENSE_TYPES = (nir.Affine, nir.Linear)
+_NEURON_SPIKING = (nir.LIF, nir.CubaLIF, nir.IF)
+_NOT_PARAMS = ("input_type", "output_type", "metadata")
+
+
+# -- option checks -------------------------------------------------------------------------
+def check_sparsity(sparsity: float) -> float:
+    """A target sparsity must be a number in [0, 1)."""
+    try:
+        s = float(sparsity)
+    except (TypeError, ValueError):
+        raise UnsupportedError(f"sparsity must be a number in [0, 1), got {sparsity!r}") from None
+    if not (0.0 <= s < 1.0):
+        raise UnsupportedError(f"sparsity must be in [0, 1), got {s}")
+    return s
+
+
+def _check_scope(scope: str) -> str:
+    if scope not in ("layer", "global"):
+        raise UnsupportedError(f"scope must be 'layer' or 'global', got {scope!r}")
+    return scope
+
+
+def _n_prune(s: float, n: int) -> int:
+    """How many of n weights a target sparsity s zeroes (round half up)."""
+    return min(n, int(np.floor(s * n + 0.5)))
+
+
+def _targets(graph: nir.NIRGraph, nodes: list[str] | None, types: tuple[type, ...]) -> list[str]:
+    names = [n for n, node in graph.nodes.items() if isinstance(node, types)]
+    if nodes is None:
+        return names
+    bad = [n for n in nodes if n not in names]
+    if bad:
+        raise UnsupportedError(
+            f"cannot prune node(s) {bad}: not weighted nodes of types "
+            f"{[t.__name__ for t in types]} in this graph; candidates are {names}")
+    return list(nodes)
+
+
+def _zero_lowest(weights: list[np.ndarray], keys: list[list[np.ndarray]], k: int
+                 ) -> list[np.ndarray]:
+    """Zero the k entries with the lowest sort keys (last key primary) over all arrays."""
+    sizes = [w.size for w in weights]
+    cat_keys = [np.concatenate([kk[i].ravel() for kk in keys]) for i in range(len(keys[0]))]
+    total = sum(sizes)
+    drop = np.zeros(total, dtype=bool)
+    if k >= total:
+        drop[:] = True
+    elif k > 0 and len(cat_keys) == 1:
+        # O(n): everything below the k-th smallest key, then ties at it in position order
+        # (the same set a stable sort would pick).
+        key = cat_keys[0]
+        cut = np.partition(key, k - 1)[k - 1]
+        drop = key < cut
+        drop[np.flatnonzero(key == cut)[:k - int(drop.sum())]] = True
+    elif k > 0:
+        drop[np.lexsort([np.arange(total)] + cat_keys)[:k]] = True
+    out, start = [], 0
+    for w, size in zip(weights, sizes):
+        flat = np.array(w, copy=True).reshape(-1)
+        flat[drop[start:start + size]] = 0
+        out.append(flat.reshape(w.shape))
+        start += size
+    return out
+
+
+def _apply_weights(graph: nir.NIRGraph, new: dict[str, np.ndarray]) -> None:
+    for name, w in new.items():
+        graph.nodes[name] = dataclasses.replace(graph.nodes[name], weight=w)
+
+
+# -- magnitude ------------------------------------------------------------------------------
+def magnitude_prune(graph: nir.NIRGraph, sparsity: float | None = None, *,
+                    threshold: float | None = None, scope: str = "layer",
+                    nodes: list[str] | None = None) -> tuple[nir.NIRGraph, PassReport]:
+    """Zero the smallest-magnitude weights: to a sparsity (per layer or global) or below a threshold."""
+    if (sparsity is None) == (threshold is None):
+        raise UnsupportedError("magnitude pruning needs exactly one of sparsity or threshold")
+    _check_scope(scope)
+    out = copy.deepcopy(graph)
+    names = _targets(out, nodes, PRUNABLE_TYPES)
+    weights = [np.asarray(out.nodes[n].weight) for n in names]
+    if threshold is not None:
+        t = float(threshold)
+        if not (t >= 0 and np.isfinite(t)):
+            raise UnsupportedError(f"threshold must be a finite number >= 0, got {threshold!r}")
+        new = [np.where(np.abs(w) < t, 0, w).astype(w.dtype) for w in weights]
+        options = {"method": "magnitude", "threshold": t}
+    else:
+        s = check_sparsity(sparsity)
+        options = {"method": "magnitude", "sparsity": s, "scope": scope}
+        if scope == "global" and weights:
+            new = _zero_lowest(weights, [[np.abs(w)] for w in weights],
+                               _n_prune(s, sum(w.size for w in weights)))
+        else:
+            new = [_zero_lowest([w], [[np.abs(w)]], _n_prune(s, w.size))[0] for w in weights]
+    _apply_weights(out, dict(zip(names, new)))
+    return out, compare_graphs("prune", options, graph, out)
+
+
+# -- activity (calibration) -----------------------------------------------------------------
+def record_activity(graph: nir.NIRGraph, calibration: dict[str, np.ndarray] | np.ndarray,
+                    steps: int | None = None) -> dict[str, np.ndarray]:
+    """Run calibration data through the reference simulator; per node, total |output| per element.
+
+    Returns {node: array of the node's output shape} summed over steps and samples, plus
+    '__samples_steps__' (a 0-d array: batch * steps) for turning sums into rates.
+    """
+    from neurocompile.targets.reference import Simulator, build_program
+
+    if isinstance(calibration, dict) and not calibration:
+        raise InputDataError("calibration data is empty")
+    sim = Simulator(build_program(graph))
+    result = sim.run(calibration, steps)
+    totals = {name: np.abs(values).sum(axis=(0, 1)) for name, values in sim.values.items()}
+    totals["__samples_steps__"] = np.asarray(result.steps * result.batch)
+    return totals
+
+
+def _input_rates(graph: nir.NIRGraph, activity: dict[str, np.ndarray], name: str) -> np.ndarray:
+    preds = predecessors(graph)[name]
+    total = sum(np.asarray(activity[p], dtype=np.float64) for p in preds)
+    return np.asarray(total, dtype=np.float64).reshape(-1) / float(activity["__samples_steps__"])
+
+
+def activity_prune(graph: nir.NIRGraph, calibration: dict[str, np.ndarray] | np.ndarray | None,
+                   sparsity: float, *, scope: str = "layer", criterion: str = "rate_weight",
+                   steps: int | None = None, nodes: list[str] | None = None,
+                   activity: dict[str, np.ndarray] | None = None
+                   ) -> tuple[nir.NIRGraph, PassReport]:
+    """Zero the synapses that carry least activity on calibration data (see module docstring)."""
+    s = check_sparsity(sparsity)
+    _check_scope(scope)
+    if criterion not in ("rate_weight", "rate"):
+        raise UnsupportedError(f"criterion must be 'rate_weight' or 'rate', got {criterion!r}")
+    if activity is None:
+        if calibration is None:
+            raise InputDataError("activity pruning needs calibration data")
+        activity = record_activity(graph, calibration, steps)
+    out = copy.deepcopy(graph)
+    names = _targets(out, nodes, DENSE_TYPES)
+    weights = [np.asarray(out.nodes[n].weight) for n in names]
+    keys = []
+    for name, w in zip(names, weights):
+        rate = np.broadcast_to(_input_rates(graph, activity, name)[None, :], w.shape)
+        mag = np.abs(w)
+        keys.append([mag * rate] if criterion == "rate_weight" else [mag, rate])
+    if scope == "global" and weights:
+        new = _zero_lowest(weights, keys, _n_prune(s, sum(w.size for w in weights)))
+    else:
+        new = [_zero_lowest([w], [kk], _n_prune(s, w.size))[0] for w, kk in zip(weights, keys)]
+    _apply_weights(out, dict(zip(names, new)))
+    extra = {n: {"mean_input_rate": float(_input_rates(graph, activity, n).mean())} for n in names}
+    options = {"method": "activity", "sparsity": s, "scope": scope, "criterion": criterion}
+    return out, compare_graphs("prune", options, graph, out, extra)
+
+
+# -- dead neurons ---------------------------------------------------------------------------
+def _slice_node(node: nir.NIRNode, keep: np.ndarray, n: int) -> nir.NIRNode:
+    """A neuron node with only the neurons `keep`: slices every (n,)-shaped parameter."""
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(node):
+        if not f.init or f.name in _NOT_PARAMS:
+            continue
+        value = getattr(node, f.name)
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
+            changes[f.name] = value[keep]
+    meta = {}
+    for k, v in (node.metadata or {}).items():
+        arr = np.asarray(v) if isinstance(v, (np.ndarray, list)) else None
+        meta[k] = arr[keep] if arr is not None and arr.ndim >= 1 and arr.shape[0] == n else v
+    return dataclasses.replace(node, **changes, metadata=meta)
+
+
+def _neuron_count(node: nir.NIRNode) -> tuple[int, ...]:
+    return tuple(int(x) for x in np.asarray(node.output_type["output"]).reshape(-1))
+
+
+def remove_dead_neurons(graph: nir.NIRGraph,
+                        calibration: dict[str, np.ndarray] | np.ndarray | None = None, *,
+                        steps: int | None = None, keep_outputs: bool = True,
+                        activity: dict[str, np.ndarray] | None = None
+                        ) -> tuple[nir.NIRGraph, PassReport]:
+    """Drop spiking neurons that never spike on the calibration data (see module docstring)."""
+    if activity is None:
+        if calibration is None:
+            raise InputDataError("dead-neuron removal needs calibration data")
+        activity = record_activity(graph, calibration, steps)
+    preds, succs = predecessors(graph), successors(graph)
+    out = copy.deepcopy(graph)
+    notes: list[str] = []
+    extra: dict[str, dict[str, Any]] = {}
+    rows: dict[str, np.ndarray] = {}
+    cols: dict[str, np.ndarray] = {}
+    shrink: dict[str, np.ndarray] = {}
+    for name, node in graph.nodes.items():
+        if not isinstance(node, _NEURON_SPIKING):
+            continue
+        shape = _neuron_count(node)
+        if len(shape) != 1:
+            notes.append(f"{name}: skipped, neurons are not 1-D (shape {shape})")
+            continue
+        n = shape[0]
+        alive = np.asarray(activity[name]).reshape(-1) > 0
+        dead = int(n - alive.sum())
+        extra[name] = {"dead": dead}
+        if dead == 0:
+            continue
+        reason = _why_not_shrinkable(graph, name, preds, succs, keep_outputs)
+        if reason:
+            notes.append(f"{name}: {dead} dead neuron(s) kept: {reason}")
+            continue
+        if not alive.any():
+            alive[0] = True
+            notes.append(f"{name}: every neuron is dead; neuron 0 kept so the graph stays valid")
+        keep = np.nonzero(alive)[0]
+        shrink[name] = keep
+        extra[name]["kept_indices"] = keep.tolist() if n <= 64 else f"{keep.size} of {n}"
+        for p in preds[name]:
+            rows[p] = keep
+        for s in succs[name]:
+            if isinstance(graph.nodes[s], DENSE_TYPES):
+                cols[s] = keep
+    for name, keep in shrink.items():
+        out.nodes[name] = _slice_node(out.nodes[name], keep, _neuron_count(graph.nodes[name])[0])
+        for s in succs[name]:
+            if isinstance(graph.nodes[s], nir.Output):
+                out.nodes[s] = nir.Output(output_type={"output": np.array([keep.size])},
+                                          metadata=dict(out.nodes[s].metadata or {}))
+    for name in set(rows) | set(cols):
+        node = out.nodes[name]
+        w = np.asarray(node.weight)
+        r = rows.get(name, np.arange(w.shape[0]))
+        c = cols.get(name, np.arange(w.shape[1]))
+        changes: dict[str, Any] = {"weight": w[np.ix_(r, c)]}
+        if isinstance(node, nir.Affine):
+            changes["bias"] = np.asarray(node.bias)[r]
+        out.nodes[name] = dataclasses.replace(node, **changes)
+    report = compare_graphs("prune", {"method": "dead", "keep_outputs": keep_outputs},
+                            graph, out, extra)
+    report.notes.extend(notes)
+    return out, report
+
+
+def _why_not_shrinkable(graph: nir.NIRGraph, name: str, preds: dict[str, list[str]],
+                        succs: dict[str, list[str]], keep_outputs: bool) -> str:
+    """Empty string if population `name` can shrink; else why not."""
+    for p in preds[name]:
+        if not isinstance(graph.nodes[p], DENSE_TYPES):
+            return f"input node {p!r} is a {type(graph.nodes[p]).__name__}, not Affine/Linear"
+        if succs[p] != [name]:
+            return f"input node {p!r} also feeds {[x for x in succs[p] if x != name]}"
+    for s in succs[name]:
+        node = graph.nodes[s]
+        if isinstance(node, nir.Output):
+            if keep_outputs:
+                return f"it feeds Output {s!r} (pass keep_outputs=False to shrink it)"
+            continue
+        if not isinstance(node, DENSE_TYPES):
+            return f"it feeds {s!r}, a {type(node).__name__}, not Affine/Linear"
+        if preds[s] != [name]:
+            return f"{s!r} also reads {[x for x in preds[s] if x != name]}"
+    return ""
+
+
+# -- command-line registry ------------------------------------------------------------------
+@dataclass
+class PruneOptions:
+    """Everything `neurocompile prune` may pass to a pruning method."""
+
+    sparsity: float | None = None
+    threshold: float | None = None
+    scope: str = "layer"
+    calibration: dict[str, np.ndarray] | None = None
+    steps: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _needs_calibration(options: PruneOptions, method: str) -> dict[str, np.ndarray]:
+    if options.calibration is None:
+        raise InputDataError(f"--method {method} needs --calibration DATA.npz")
+    return options.calibration
+
+
+def run_magnitude(graph: nir.NIRGraph, options: PruneOptions) -> tuple[nir.NIRGraph, PassReport]:
+    """`neurocompile prune --method magnitude`."""
+    sparsity = options.sparsity if options.threshold is None else None
+    return magnitude_prune(graph, sparsity, threshold=options.threshold, scope=options.scope)
+
+
+def run_activity(graph: nir.NIRGraph, options: PruneOptions) -> tuple[nir.NIRGraph, PassReport]:
+    """`neurocompile prune --method activity`."""
+    if options.sparsity is None:
+        raise UnsupportedError("--method activity needs --sparsity")
+    return activity_prune(graph, _needs_calibration(options, "activity"), options.sparsity,
+                          scope=options.scope, steps=options.steps)
+
+
+def run_dead(graph: nir.NIRGraph, options: PruneOptions) -> tuple[nir.NIRGraph, PassReport]:
+    """`neurocompile prune --method dead`."""
+    return remove_dead_neurons(graph, _needs_calibration(options, "dead"), steps=options.steps)
+
+
+# method name -> "module:function" taking (graph, PruneOptions). One line per method.
+PRUNE_METHODS: dict[str, str] = {
+    "magnitude": "neurocompile.passes.prune:run_magnitude",
+    "activity": "neurocompile.passes.prune:run_activity",
+    "dead": "neurocompile.passes.prune:run_dead",
+}
+
+
+def get_prune_method(name: str) -> Callable[[nir.NIRGraph, PruneOptions],
+                                            tuple[nir.NIRGraph, PassReport]]:
+    """Look up a pruning method by name; unknown names list the known ones."""
+    if name not in PRUNE_METHODS:
+        raise UnsupportedError(f"unknown pruning method {name!r}; known: "
+                               f"{', '.join(sorted(PRUNE_METHODS))}")
+    module, attr = PRUNE_METHODS[name].split(":")
+    return getattr(importlib.import_module(module), attr)
