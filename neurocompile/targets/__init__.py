@@ -10,6 +10,10 @@ from neurocompile.targets.base import Artifact, NodeCounters, RunResult, Target
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "reference": ("neurocompile.targets.reference", "ReferenceTarget",
                   "NumPy reference simulator; the semantics every backend is checked against"),
+    "lava": ("neurocompile.targets.lava", "LavaTarget",
+             "Lava CPU simulation of Loihi 2 (float or bit-accurate fixed point)"),
+    "loihi2": ("neurocompile.targets.loihi2", "Loihi2Target",
+               "Loihi 2: core mapping at compile time, runs on Lava's simulator"),
 }
 
 

@@ -1,0 +1,103 @@
+"""Commands for compiled targets: `compile` (NIR -> artifact directory) and `lava-check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def resource_table(resources: dict) -> Table:
+    """One row per neuron population: cores, neurons, synapses and memory, dense vs non-zero."""
+    lim = resources["limits"]
+    table = Table(title=f"{resources['hardware']}: {resources['cores_used']} of "
+                        f"{lim['cores_available']} cores")
+    for col in ("node", "kind", "neurons", "cores", "synapses (non-zero / dense)",
+                "memory KiB (non-zero / dense)", "max core memory"):
+        table.add_column(col, justify="left" if col in ("node", "kind") else "right")
+    for name, p in resources["populations"].items():
+        peak = max((c["synaptic_memory_bits"] for c in p["core_usage"]), default=0)
+        table.add_row(
+            name, p["kind"], f"{p['neurons']:,}", str(p["cores"]),
+            f"{p['synapses_nonzero']:,} / {p['synapses_dense']:,}",
+            f"{p['memory_bits_nonzero'] / 8192:,.1f} / {p['memory_bits_dense'] / 8192:,.1f}",
+            f"{peak / lim['synaptic_memory_bits_per_core']:.1%}")
+    t = resources["totals"]
+    saved = t["memory_bits_saved_by_pruning"]
+    dense_cores = resources.get("cores_if_dense")
+    table.caption = (
+        f"pruning saves {saved / 8192:,.1f} KiB of synaptic memory "
+        f"({saved / max(1, t['memory_bits_dense']):.1%}); cores if stored dense: "
+        f"{dense_cores if dense_cores is not None else 'does not fit'}; "
+        f"per core: {lim['neurons_per_core']:,} neurons, "
+        f"{lim['synaptic_memory_bits_per_core'] / 8192:,.0f} KiB, "
+        f"{lim['fan_in_axons_per_core']:,} input axons")
+    return table
+
+
+@click.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", default="loihi2", show_default=True,
+              help="Backend to compile for (see `neurocompile targets`).")
+@click.option("-o", "--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Artifact directory to write.")
+@click.option("--fixed-point", is_flag=True,
+              help="Lower for Lava's bit-accurate fixed_pt models (graph quantized with the "
+                   "Loihi scheme).")
+@click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph's).")
+@click.option("--chips", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Number of Loihi 2 chips the graph may use.")
+@click.option("--weight-bits", type=click.IntRange(min=1, max=8), default=None,
+              help="Weight precision of a float graph for the memory estimate (default 8).")
+@click.option("--sparse", type=click.Choice(["auto", "dense", "sparse"]), default="auto",
+              show_default=True, help="Lava connection process: Sparse when pruned (auto).")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: float | None,
+                chips: int, weight_bits: int | None, sparse: str, as_json: bool) -> None:
+    """Compile a NIR graph for a target and write an artifact directory (graph + manifest)."""
+    from neurocompile.ir.io import load_graph
+    from neurocompile.targets import get_target
+    from neurocompile.targets.artifact import read_manifest, write_artifact
+
+    backend = get_target(target)
+    options = {"dt": dt, "fixed_point": fixed_point, "chips": chips, "weight_bits": weight_bits,
+               "sparse": sparse}
+    artifact = backend.compile(load_graph(model), {k: v for k, v in options.items()
+                                                   if v is not None})
+    write_artifact(artifact, out_dir)
+    manifest = read_manifest(out_dir)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    if "resources" in manifest:
+        console.print(resource_table(manifest["resources"]))
+    console.print(f"wrote {out_dir} (target {artifact.target}); run it with "
+                  f"`neurocompile simulate {out_dir} --target lava --input DATA`")
+
+
+@click.command("lava-check")
+def lava_check_cmd() -> None:
+    """Show which Lava interpreter the lava target would use, and whether lava-nc imports there."""
+    import subprocess
+
+    from neurocompile.errors import UnsupportedError
+    from neurocompile.targets.lava import find_lava_python
+
+    python = find_lava_python()
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys, lava, importlib.metadata as m; "
+                           "print(sys.version.split()[0], m.version('lava-nc'))"],
+            capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UnsupportedError(f"Lava interpreter {python} does not run: {exc}") from exc
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        raise UnsupportedError(f"Lava interpreter {python}: cannot import lava ({last})")
+    py, lava = out.stdout.split()
+    console.print(f"Lava interpreter {python}: Python {py}, lava-nc {lava}")
