@@ -30,14 +30,14 @@ from _machine import machine  # noqa: E402
 from neurocompile.ir.io import write_text  # noqa: E402
 from neurocompile.passes import (  # noqa: E402
     activity_prune,
-    compare,
     magnitude_prune,
     quantize_int8,
     quantize_loihi,
-    record_activity,
     remove_dead_neurons,
 )
 from neurocompile.passes.report import count_params  # noqa: E402
+from neurocompile.targets.compare import compare  # noqa: E402
+from neurocompile.targets.reference import record_activity  # noqa: E402
 
 
 def lif(n: int) -> nir.LIF:
@@ -75,8 +75,8 @@ def agreement_table(console: Console) -> list[dict]:
     for s in (0.5, 0.8, 0.9, 0.95):
         runs.append(("magnitude (layer)", f"{s}", magnitude_prune(g, s)[0]))
         runs.append(("magnitude (global)", f"{s}", magnitude_prune(g, s, scope="global")[0]))
-        runs.append(("activity |w|*rate", f"{s}", activity_prune(g, None, s, activity=activity)[0]))
-    runs.append(("dead neurons", "-", remove_dead_neurons(g, activity=activity)[0]))
+        runs.append(("activity |w|*rate", f"{s}", activity_prune(g, activity, s)[0]))
+    runs.append(("dead neurons", "-", remove_dead_neurons(g, activity)[0]))
     runs.append(("int8", "-", quantize_int8(g)[0]))
     runs.append(("loihi 8-bit (fixed pt)", "-", quantize_loihi(g)[0]))
     runs.append(("loihi 4-bit (fixed pt)", "-", quantize_loihi(g, bits=4)[0]))
@@ -111,8 +111,10 @@ def timing_table(console: Console) -> list[dict]:
     jobs = [("magnitude 0.9 (layer)", lambda: magnitude_prune(g, 0.9)),
             ("magnitude 0.9 (global)", lambda: magnitude_prune(g, 0.9, scope="global")),
             ("magnitude threshold", lambda: magnitude_prune(g, threshold=0.01)),
-            ("activity 0.9 (4x20-step calibration run)", lambda: activity_prune(g, cal, 0.9)),
-            ("dead neurons (4x20-step calibration run)", lambda: remove_dead_neurons(g, cal)),
+            ("activity 0.9 (4x20-step calibration run)",
+             lambda: activity_prune(g, record_activity(g, cal), 0.9)),
+            ("dead neurons (4x20-step calibration run)",
+             lambda: remove_dead_neurons(g, record_activity(g, cal))),
             ("int8", lambda: quantize_int8(g)),
             ("loihi 8-bit", lambda: quantize_loihi(g))]
     table = Table(title=f"pass run time, 1000-5000-1000 network ({n_weights:,} weights)")

@@ -7,9 +7,9 @@ import pytest
 from test_prune import net, spikes
 
 from neurocompile.errors import InputDataError
-from neurocompile.passes.compare import compare
 from neurocompile.passes.prune import magnitude_prune
 from neurocompile.passes.quantize import quantize_loihi
+from neurocompile.targets.compare import compare
 
 
 def test_identical_graphs_agree_fully():

@@ -51,10 +51,12 @@ def test_single_neuron_leak_bias_threshold_and_reset():
     g = _single(100, 1, du=1023, dv=2048, vth=500, bias_mant=10, bias_exp=2)
     res, tr = _run(g, [1, 1, 1, 0, 0, 0, 0, 0])
     u = [0, 12800, 9600 + 12800, 16800 + 12800, 22200, 16650, 12487, 9365]
-    v = [40, 20 + 12800 + 40, 6430 + 22400 + 40, 14435 + 29600 + 40,  # 44075 > 32000: spike
+    # v is recorded after the reset (as in float mode and Lava): at t=3 v = 14435 + 29600 + 40
+    # = 44075 > 32000 spikes, so the probe reads 0 and t=4 starts from 0.
+    v = [40, 20 + 12800 + 40, 6430 + 22400 + 40, 0,
          0 + 22200 + 40, 11120 + 16650 + 40, 13905 + 12487 + 40, 13216 + 9365 + 40]
     assert tr["lif.u"].tolist() == u
-    assert tr["lif.v"].tolist() == v  # v before reset
+    assert tr["lif.v"].tolist() == v  # v after reset
     assert res.outputs["output"][0, :, 0].tolist() == [0, 0, 0, 1, 0, 0, 0, 0]
 
 
@@ -80,14 +82,27 @@ def test_u_wraps_once_at_24_bits_and_v_clips():
     assert fx.wrap_u(np.array([top, top + 1, -top, -top + 1, top + 5])).tolist() == \
         [top, -top + 1, top, -top + 1, -top + 5]
     # 8 inputs at the largest weight: u = 8 * (127 << 7) << 6 = 8323072 < 2^23 (no wrap),
-    # v integrates it twice and clips at 2^23 - 1.
-    g = _graph({"input": nir.Input(input_type={"input": np.array([8])}),
-                "fc": _syn(np.full((1, 8), 127), 7), "lif": _lif(1, du=4095, dv=0, vth=131071),
-                "output": nir.Output(output_type={"output": np.array([1])})},
-               [("input", "fc"), ("fc", "lif"), ("lif", "output")])
-    res = simulate(g, np.ones((1, 3, 8)), fixed_point=True, probe=("lif",))
-    assert res.probes["lif.u"][0, :, 0].tolist() == [0, 8323072, 8323072]
-    assert res.probes["lif.v"][0, :, 0].tolist() == [0, 8323072, top - 1]
+    # v integrates it twice and clips at 2^23 - 1. A non-spiking LI shows the clipped v
+    # (its output and probe); a LIF with the largest threshold (131071 << 6 = 8388544 <
+    # 2^23 - 1) spikes on it at t=2 and its probe reads v after the reset, 0.
+    li_meta = {"loihi.du": 4095, "loihi.dv": 0, "loihi.bias_mant": np.zeros(1, np.int64),
+               "loihi.bias_exp": np.zeros(1, np.int64), "loihi.state_scale": 1.0}
+    for kind in ("li", "lif"):
+        neuron = _lif(1, du=4095, dv=0, vth=131071) if kind == "lif" else \
+            nir.LI(tau=np.full(1, 2e-3), r=np.full(1, 2.0), v_leak=np.zeros(1), metadata=li_meta)
+        g = _graph({"input": nir.Input(input_type={"input": np.array([8])}),
+                    "fc": _syn(np.full((1, 8), 127), 7), "lif": neuron,
+                    "output": nir.Output(output_type={"output": np.array([1])})},
+                   [("input", "fc"), ("fc", "lif"), ("lif", "output")])
+        res = simulate(g, np.ones((1, 3, 8)), fixed_point=True, probe=("lif",))
+        assert res.probes["lif.u"][0, :, 0].tolist() == [0, 8323072, 8323072]
+        out = res.outputs["output"][0, :, 0].tolist()
+        if kind == "li":
+            assert res.probes["lif.v"][0, :, 0].tolist() == [0, 8323072, top - 1]
+            assert out == [0, 8323072, top - 1]
+        else:
+            assert res.probes["lif.v"][0, :, 0].tolist() == [0, 8323072, 0]
+            assert out == [0, 0, 1]
     # 16 inputs: the current passes 2^23 and wraps negative once.
     big = _graph({"input": nir.Input(input_type={"input": np.array([16])}),
                   "fc": _syn(np.full((1, 16), 127), 7), "lif": _lif(1, du=4095, dv=0, vth=131071),
@@ -115,13 +130,15 @@ def test_two_layer_network_hand_trace():
     x[0, 0:2, 1] = 1        # input 1 spikes at t=0, 1
     res = simulate(g, x, fixed_point=True, probe=("lif1", "lif2"))
     # lif1 neuron 0: t=1 u=64, v=64 (not > 64), then u=0, v stays 64: never spikes.
-    # lif1 neuron 1: t=1 and t=2 u=128, v=128 > 64: spikes at t=1, 2.
+    # lif1 neuron 1: t=1 and t=2 u=128, v=128 > 64: spikes at t=1, 2 (v reads 0 after reset).
     assert res.probes["lif1.u"][0, :, 0].tolist() == [0, 64, 0, 0, 0, 0]
     assert res.probes["lif1.v"][0, :, 0].tolist() == [0, 64, 64, 64, 64, 64]
     assert res.probes["lif1.u"][0, :, 1].tolist() == [0, 128, 128, 0, 0, 0]
-    # lif2 gets (3 << 1) << 6 = 384 at t=2 and t=3: v = 384, then 192 + 384 = 576 > 448.
+    assert res.probes["lif1.v"][0, :, 1].tolist() == [0, 0, 0, 0, 0, 0]
+    # lif2 gets (3 << 1) << 6 = 384 at t=2 and t=3: v = 384, then 192 + 384 = 576 > 448:
+    # spike at t=3, and the probe reads v after the reset (0).
     assert res.probes["lif2.u"][0, :, 0].tolist() == [0, 0, 384, 384, 0, 0]
-    assert res.probes["lif2.v"][0, :, 0].tolist() == [0, 0, 384, 576, 0, 0]
+    assert res.probes["lif2.v"][0, :, 0].tolist() == [0, 0, 384, 0, 0, 0]
     assert res.outputs["output"][0, :, 0].tolist() == [0, 0, 0, 1, 0, 0]
     # Synaptic events count as in float mode: fc1 3 input spikes to 1 synapse each, fc2 2.
     assert res.counters["fc1"].synaptic_events == 3

@@ -11,14 +11,9 @@ import pytest
 from neurocompile.cli.main import main
 from neurocompile.errors import InputDataError, UnsupportedError
 from neurocompile.ir.io import load_graph, save_graph, save_spikes
-from neurocompile.passes.prune import (
-    PRUNE_METHODS,
-    activity_prune,
-    get_prune_method,
-    magnitude_prune,
-    remove_dead_neurons,
-)
-from neurocompile.targets.reference import simulate
+from neurocompile.passes.prune import activity_prune, magnitude_prune, remove_dead_neurons
+from neurocompile.targets.calibrate import PRUNE_METHODS, get_prune_method
+from neurocompile.targets.reference import record_activity, simulate
 
 
 def net(seed: int = 0, n_in: int = 12, n_h: int = 10, n_out: int = 3, rec: bool = True,
@@ -106,6 +101,15 @@ def test_bad_requests_raise():
         magnitude_prune(g, 0.5, nodes=["lif1"])
     with pytest.raises(InputDataError, match="calibration"):
         remove_dead_neurons(g)
+    with pytest.raises(InputDataError, match="calibration"):
+        activity_prune(g, None, 0.5)
+    x = spikes()
+    with pytest.raises(InputDataError, match="record_activity"):  # raw data is not activity
+        activity_prune(g, x, 0.5)
+    with pytest.raises(InputDataError, match="record_activity"):
+        remove_dead_neurons(g, {"input": x})
+    with pytest.raises(InputDataError, match=r"no entry for node\(s\) \['lif1'"):
+        remove_dead_neurons(g, {"__samples_steps__": np.asarray(5)})
     with pytest.raises(UnsupportedError, match="unknown pruning method 'random'"):
         get_prune_method("random")
 
@@ -114,12 +118,13 @@ def test_activity_prune_removes_synapses_of_silent_inputs_first():
     g = net(rec=False)
     x = spikes()
     x[:, :, :4] = 0  # inputs 0..3 never spike
-    p, report = activity_prune(g, x, 4 / 12)
+    activity = record_activity(g, x)
+    p, report = activity_prune(g, activity, 4 / 12)
     w = np.asarray(p.nodes["fc1"].weight)
     assert np.all(w[:, :4] == 0) and np.all(w[:, 4:] != 0)
     assert report.row("fc1").params_after == 10 * 8
     # criterion "rate": least active presynaptic neurons first, |w| breaking ties
-    p2, _ = activity_prune(g, x, 0.5, criterion="rate")
+    p2, _ = activity_prune(g, activity, 0.5, criterion="rate")
     assert np.count_nonzero(p2.nodes["fc1"].weight) == 60
     assert np.all(np.asarray(p2.nodes["fc1"].weight)[:, :4] == 0)
 
@@ -129,7 +134,7 @@ def test_dead_neurons_removed_and_outputs_unchanged_spike_for_spike():
     g = net(dead=dead)
     x = spikes(batch=6, steps=60)
     before = simulate(g, x)
-    p, report = remove_dead_neurons(g, x)
+    p, report = remove_dead_neurons(g, record_activity(g, x))
     keep = [i for i in range(10) if i not in dead]
     assert p.nodes["fc1"].weight.shape == (7, 12) and p.nodes["fc1"].bias.shape == (7,)
     assert p.nodes["rec"].weight.shape == (7, 7)
@@ -150,10 +155,11 @@ def test_dead_output_population_kept_unless_asked():
     g = net(rec=False)
     g.nodes["fc2"].weight[2] = -1.0  # output neuron 2 never spikes
     x = spikes()
-    p, report = remove_dead_neurons(g, x)
+    activity = record_activity(g, x)
+    p, report = remove_dead_neurons(g, activity)
     assert p.nodes["lif2"].tau.shape == (3,)
     assert any("Output" in n for n in report.notes)
-    q, _ = remove_dead_neurons(g, x, keep_outputs=False)
+    q, _ = remove_dead_neurons(g, activity, keep_outputs=False)
     assert q.nodes["lif2"].tau.shape == (2,)
     out = simulate(q, x).outputs["output"]
     assert out.shape[2] == 2

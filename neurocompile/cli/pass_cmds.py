@@ -53,8 +53,8 @@ def _finish(graph, report, output: Path, json_path: Path | None) -> None:
 @click.option("--sparsity", type=float, default=None,
               help="Target fraction of zero weights, in [0, 1).")
 @click.option("--method", default="magnitude", show_default=True,
-              help="Pruning method: magnitude, activity, dead (neurocompile.passes.prune."
-                   "PRUNE_METHODS).")
+              help="Pruning method: magnitude, activity, dead (neurocompile.targets."
+                   "calibrate.PRUNE_METHODS).")
 @click.option("--threshold", type=float, default=None,
               help="magnitude: zero every |w| below this instead of a sparsity.")
 @click.option("--scope", default="layer", show_default=True,
@@ -74,7 +74,8 @@ def prune_cmd(graph_path: Path, sparsity: float | None, method: str, threshold: 
               json_path: Path | None) -> None:
     """Prune a NIR graph's weights or dead neurons; print the per-node report."""
     from neurocompile.errors import UnsupportedError
-    from neurocompile.passes.prune import PruneOptions, check_sparsity, get_prune_method
+    from neurocompile.passes.prune import check_sparsity
+    from neurocompile.targets.calibrate import PruneOptions, get_prune_method
 
     run = get_prune_method(method)
     if sparsity is not None:

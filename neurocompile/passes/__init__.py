@@ -1,15 +1,15 @@
-"""Graph -> graph transforms on NIR graphs (numpy only): pruning, quantization, comparison.
+"""Graph -> graph transforms on NIR graphs (numpy and ir only): pruning, quantization.
 
-Each pass deep-copies its input and returns ``(new_graph, PassReport)``.
+Each pass deep-copies its input and returns ``(new_graph, PassReport)``. Passes never run a
+graph: activity-based ones take the activity of a calibration run
+(neurocompile.targets.reference.record_activity); comparing a graph with its transformed
+version is neurocompile.targets.compare; the prune command's methods (PRUNE_METHODS) are
+in neurocompile.targets.calibrate.
 """
 
-from neurocompile.passes.compare import compare
 from neurocompile.passes.prune import (
-    PRUNE_METHODS,
-    PruneOptions,
     activity_prune,
     magnitude_prune,
-    record_activity,
     remove_dead_neurons,
 )
 from neurocompile.passes.quantize import (
@@ -21,17 +21,13 @@ from neurocompile.passes.quantize import (
 from neurocompile.passes.report import NodeReport, PassReport
 
 __all__ = [
-    "PRUNE_METHODS",
     "QUANTIZE_SCHEMES",
     "NodeReport",
     "PassReport",
-    "PruneOptions",
     "activity_prune",
-    "compare",
     "loihi_effective_weights",
     "magnitude_prune",
     "quantize_int8",
     "quantize_loihi",
-    "record_activity",
     "remove_dead_neurons",
 ]

@@ -8,8 +8,8 @@ before and after.
   (``scope="layer"``, n = that node's weights) or of all weighted nodes together
   (``scope="global"``), or every |w| < ``threshold``. Ties are broken by position (flat
   C order), so the result is deterministic. Weights already zero count towards s.
-* ``activity_prune``: run calibration data through the reference simulator, measure each
-  Affine/Linear node's presynaptic rate r_j (mean |input| per step and sample), then zero
+* ``activity_prune``: from the activity of a calibration run, take each Affine/Linear
+  node's presynaptic rate r_j (mean |input| per step and sample), then zero
   the k weights with the lowest score: |w_ij| * r_j (``criterion="rate_weight"``) or r_j
   with |w_ij| breaking ties (``criterion="rate"``: synapses of the least active
   presynaptic neurons first).
@@ -20,16 +20,17 @@ before and after.
   outputs on the calibration data are unchanged spike for spike. Populations read by an
   Output node are kept unless ``keep_outputs=False`` (then the Output shape shrinks).
 
-Calibration runs use the reference simulator (imported on use).
+Passes are graph -> graph and import ``ir`` only: the activity-based ones take the activity
+of a calibration run, ``neurocompile.targets.reference.record_activity(graph, calibration)``
+({node: total |output| per element, '__samples_steps__': batch * steps}). The command-line
+wrappers that run the calibration live in ``neurocompile/targets/calibrate.py``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import nir
@@ -142,46 +143,48 @@ def magnitude_prune(graph: nir.NIRGraph, sparsity: float | None = None, *,
 
 
 # -- activity (calibration) -----------------------------------------------------------------
-def record_activity(graph: nir.NIRGraph, calibration: dict[str, np.ndarray] | np.ndarray,
-                    steps: int | None = None) -> dict[str, np.ndarray]:
-    """Run calibration data through the reference simulator; per node, total |output| per element.
+def check_activity(activity: Mapping[str, np.ndarray] | None, what: str,
+                   nodes: list[str]) -> Mapping[str, np.ndarray]:
+    """The activity of a calibration run, checked to cover `nodes` (a clear error otherwise)."""
+    if activity is None:
+        raise InputDataError(
+            f"{what} needs the activity of a calibration run: pass "
+            "neurocompile.targets.reference.record_activity(graph, calibration)")
+    if not isinstance(activity, Mapping) or "__samples_steps__" not in activity:
+        got = type(activity).__name__ if not isinstance(activity, Mapping) \
+            else f"a dict with keys {sorted(activity)[:8]}"
+        raise InputDataError(
+            f"{what}: activity must be the dict returned by record_activity(graph, "
+            f"calibration) (with '__samples_steps__'), got {got}")
+    missing = [n for n in nodes if n not in activity]
+    if missing:
+        raise InputDataError(f"{what}: activity has no entry for node(s) {missing}; record it "
+                             "on this graph (record_activity(graph, calibration))")
+    if float(activity["__samples_steps__"]) <= 0:
+        raise InputDataError(f"{what}: activity covers no samples or steps "
+                             f"(__samples_steps__ = {activity['__samples_steps__']})")
+    return activity
 
-    Returns {node: array of the node's output shape} summed over steps and samples, plus
-    '__samples_steps__' (a 0-d array: batch * steps) for turning sums into rates.
-    """
-    from neurocompile.targets.reference import Simulator, build_program
 
-    if isinstance(calibration, dict) and not calibration:
-        raise InputDataError("calibration data is empty")
-    sim = Simulator(build_program(graph))
-    result = sim.run(calibration, steps)
-    totals = {name: np.abs(values).sum(axis=(0, 1)) for name, values in sim.values.items()}
-    totals["__samples_steps__"] = np.asarray(result.steps * result.batch)
-    return totals
-
-
-def _input_rates(graph: nir.NIRGraph, activity: dict[str, np.ndarray], name: str) -> np.ndarray:
+def _input_rates(graph: nir.NIRGraph, activity: Mapping[str, np.ndarray], name: str) -> np.ndarray:
     preds = predecessors(graph)[name]
     total = sum(np.asarray(activity[p], dtype=np.float64) for p in preds)
     return np.asarray(total, dtype=np.float64).reshape(-1) / float(activity["__samples_steps__"])
 
 
-def activity_prune(graph: nir.NIRGraph, calibration: dict[str, np.ndarray] | np.ndarray | None,
+def activity_prune(graph: nir.NIRGraph, activity: Mapping[str, np.ndarray] | None,
                    sparsity: float, *, scope: str = "layer", criterion: str = "rate_weight",
-                   steps: int | None = None, nodes: list[str] | None = None,
-                   activity: dict[str, np.ndarray] | None = None
-                   ) -> tuple[nir.NIRGraph, PassReport]:
+                   nodes: list[str] | None = None) -> tuple[nir.NIRGraph, PassReport]:
     """Zero the synapses that carry least activity on calibration data (see module docstring)."""
     s = check_sparsity(sparsity)
     _check_scope(scope)
     if criterion not in ("rate_weight", "rate"):
         raise UnsupportedError(f"criterion must be 'rate_weight' or 'rate', got {criterion!r}")
-    if activity is None:
-        if calibration is None:
-            raise InputDataError("activity pruning needs calibration data")
-        activity = record_activity(graph, calibration, steps)
     out = copy.deepcopy(graph)
     names = _targets(out, nodes, DENSE_TYPES)
+    preds = predecessors(graph)
+    activity = check_activity(activity, "activity pruning",
+                              sorted({p for n in names for p in preds[n]}))
     weights = [np.asarray(out.nodes[n].weight) for n in names]
     keys = []
     for name, w in zip(names, weights):
@@ -219,16 +222,12 @@ def _neuron_count(node: nir.NIRNode) -> tuple[int, ...]:
     return tuple(int(x) for x in np.asarray(node.output_type["output"]).reshape(-1))
 
 
-def remove_dead_neurons(graph: nir.NIRGraph,
-                        calibration: dict[str, np.ndarray] | np.ndarray | None = None, *,
-                        steps: int | None = None, keep_outputs: bool = True,
-                        activity: dict[str, np.ndarray] | None = None
-                        ) -> tuple[nir.NIRGraph, PassReport]:
+def remove_dead_neurons(graph: nir.NIRGraph, activity: Mapping[str, np.ndarray] | None = None,
+                        *, keep_outputs: bool = True) -> tuple[nir.NIRGraph, PassReport]:
     """Drop spiking neurons that never spike on the calibration data (see module docstring)."""
-    if activity is None:
-        if calibration is None:
-            raise InputDataError("dead-neuron removal needs calibration data")
-        activity = record_activity(graph, calibration, steps)
+    activity = check_activity(activity, "dead-neuron removal",
+                              [n for n, node in graph.nodes.items()
+                               if isinstance(node, _NEURON_SPIKING)])
     preds, succs = predecessors(graph), successors(graph)
     out = copy.deepcopy(graph)
     notes: list[str] = []
@@ -304,59 +303,3 @@ def _why_not_shrinkable(graph: nir.NIRGraph, name: str, preds: dict[str, list[st
         if preds[s] != [name]:
             return f"{s!r} also reads {[x for x in preds[s] if x != name]}"
     return ""
-
-
-# -- command-line registry ------------------------------------------------------------------
-@dataclass
-class PruneOptions:
-    """Everything `neurocompile prune` may pass to a pruning method."""
-
-    sparsity: float | None = None
-    threshold: float | None = None
-    scope: str = "layer"
-    calibration: dict[str, np.ndarray] | None = None
-    steps: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _needs_calibration(options: PruneOptions, method: str) -> dict[str, np.ndarray]:
-    if options.calibration is None:
-        raise InputDataError(f"--method {method} needs --calibration DATA.npz")
-    return options.calibration
-
-
-def run_magnitude(graph: nir.NIRGraph, options: PruneOptions) -> tuple[nir.NIRGraph, PassReport]:
-    """`neurocompile prune --method magnitude`."""
-    sparsity = options.sparsity if options.threshold is None else None
-    return magnitude_prune(graph, sparsity, threshold=options.threshold, scope=options.scope)
-
-
-def run_activity(graph: nir.NIRGraph, options: PruneOptions) -> tuple[nir.NIRGraph, PassReport]:
-    """`neurocompile prune --method activity`."""
-    if options.sparsity is None:
-        raise UnsupportedError("--method activity needs --sparsity")
-    return activity_prune(graph, _needs_calibration(options, "activity"), options.sparsity,
-                          scope=options.scope, steps=options.steps)
-
-
-def run_dead(graph: nir.NIRGraph, options: PruneOptions) -> tuple[nir.NIRGraph, PassReport]:
-    """`neurocompile prune --method dead`."""
-    return remove_dead_neurons(graph, _needs_calibration(options, "dead"), steps=options.steps)
-
-
-# method name -> "module:function" taking (graph, PruneOptions). One line per method.
-PRUNE_METHODS: dict[str, str] = {
-    "magnitude": "neurocompile.passes.prune:run_magnitude",
-    "activity": "neurocompile.passes.prune:run_activity",
-    "dead": "neurocompile.passes.prune:run_dead",
-}
-
-
-def get_prune_method(name: str) -> Callable[[nir.NIRGraph, PruneOptions],
-                                            tuple[nir.NIRGraph, PassReport]]:
-    """Look up a pruning method by name; unknown names list the known ones."""
-    if name not in PRUNE_METHODS:
-        raise UnsupportedError(f"unknown pruning method {name!r}; known: "
-                               f"{', '.join(sorted(PRUNE_METHODS))}")
-    module, attr = PRUNE_METHODS[name].split(":")
-    return getattr(importlib.import_module(module), attr)

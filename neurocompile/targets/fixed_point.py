@@ -136,13 +136,14 @@ class FixedNeuronState:
         self.u = wrap_u(wrap_int32(decay(self.u, self.keep_u) + act))
         v = wrap_int32(decay(self.v, self.keep_v) + self.u + self.bias)
         self.v = np.clip(v, -MAX_UV + 1, MAX_UV - 1)
-        if self.trace is not None:  # v before reset, as the float state records it
-            self.trace[t, 0], self.trace[t, 1] = self.u, self.v
         if self.vth is None:
-            return self.v.astype(self.dtype)
-        spikes = self.v > self.vth
-        self.v[spikes] = 0
-        return spikes
+            out = self.v.astype(self.dtype)
+        else:
+            out = self.v > self.vth
+            self.v[out] = 0
+        if self.trace is not None:  # state after the step (after reset), as the float state
+            self.trace[t, 0], self.trace[t, 1] = self.u, self.v
+        return out
 
 
 @dataclass

@@ -327,3 +327,20 @@ def simulate(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray,
     fixed_point: Lava's integer arithmetic for Loihi-quantized graphs (u, v probes are ints).
     """
     return Simulator(build_program(graph, dt, dtype, fixed_point), probe).run(inputs, steps)
+
+
+def record_activity(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray,
+                    steps: int | None = None) -> dict[str, np.ndarray]:
+    """Run `inputs` (e.g. calibration data) and total every node's |output|, for activity passes.
+
+    Returns {node: array of the node's output shape}: |output| summed over samples and steps,
+    plus '__samples_steps__' (a 0-d array: batch * steps) for turning sums into rates. This is
+    the `activity` that passes.prune.activity_prune and remove_dead_neurons take.
+    """
+    if isinstance(inputs, dict) and not inputs:
+        raise InputDataError("calibration data is empty")
+    sim = Simulator(build_program(graph))
+    result = sim.run(inputs, steps)
+    totals = {name: np.abs(values).sum(axis=(0, 1)) for name, values in sim.values.items()}
+    totals["__samples_steps__"] = np.asarray(result.steps * result.batch)
+    return totals

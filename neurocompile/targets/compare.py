@@ -20,6 +20,7 @@ import numpy as np
 
 from neurocompile.errors import InputDataError
 from neurocompile.ir.graph import NEURON_TYPES, SPIKING_TYPES, predecessors
+from neurocompile.targets.reference import simulate
 
 
 def _is_loihi(graph: nir.NIRGraph) -> bool:
@@ -47,8 +48,6 @@ def compare(reference: nir.NIRGraph, transformed: nir.NIRGraph,
             labels: np.ndarray | None = None, fixed_point: bool | None = None
             ) -> dict[str, Any]:
     """Run both graphs on `inputs` and report agreement and activity (JSON-ready dict)."""
-    from neurocompile.targets.reference import simulate
-
     fixed = _is_loihi(transformed) if fixed_point is None else bool(fixed_point)
     a = simulate(reference, inputs, steps)
     b = simulate(transformed, inputs, steps, fixed_point=fixed)
