@@ -310,6 +310,15 @@ class ReferenceTarget:
                              bool(options.get("fixed_point", False)))
         return Artifact(NAME, graph, options, {"dt": prog.dt, "nodes": len(graph.nodes)})
 
+    def load_artifact(self, path, options: dict[str, Any] | None = None) -> Artifact:
+        """Read a compiled artifact directory so its graph can be checked on this simulator."""
+        from neurocompile.targets.artifact import read_artifact
+
+        stored = read_artifact(path)
+        given = {k: v for k, v in (options or {}).items()
+                 if v is not None and not (k == "fixed_point" and v is False)}
+        return Artifact(NAME, stored.graph, {**stored.options, **given}, stored.manifest)
+
     def run(self, artifact: Artifact, inputs, steps: int | None = None) -> RunResult:
         prog = build_program(artifact.graph, artifact.options.get("dt"),
                              artifact.options.get("dtype", np.float64),
