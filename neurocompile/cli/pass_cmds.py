@@ -50,10 +50,10 @@ def _finish(graph, report, output: Path, json_path: Path | None) -> None:
 
 @click.command("prune")
 @click.argument("graph_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--sparsity", type=float, default=None,
+@click.option("--sparsity", "--target-sparsity", "sparsity", type=float, default=None,
               help="Target fraction of zero weights, in [0, 1).")
 @click.option("--method", default="magnitude", show_default=True,
-              help="Pruning method: magnitude, activity, dead (neurocompile.targets."
+              help="Pruning method: magnitude, activity, dead, lnp (neurocompile.targets."
                    "calibrate.PRUNE_METHODS).")
 @click.option("--threshold", type=float, default=None,
               help="magnitude: zero every |w| below this instead of a sparsity.")

@@ -69,6 +69,7 @@ PRUNE_METHODS: dict[str, str] = {
     "magnitude": "neurocompile.targets.calibrate:run_magnitude",
     "activity": "neurocompile.targets.calibrate:run_activity",
     "dead": "neurocompile.targets.calibrate:run_dead",
+    "lnp": "neurocompile.passes.lnp:run_lnp",
 }
 
 
