@@ -1,0 +1,1 @@
+"""Training: sparsity-inducing optimizers, losses, the training loop and the torch<->NIR frontend."""
