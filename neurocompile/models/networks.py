@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurocompile.errors import UnsupportedError
 from neurocompile.models.neurons import LI, LIF, CubaLIF, NeuronLayer, zero_state
 
 MODEL_NAMES = ("ff", "rsnn", "hrsnn", "conv")
@@ -78,6 +79,15 @@ def _time_distributed(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return y.reshape(b, t, *y.shape[1:])
 
 
+def _reject_sparse_backward(model: str, sparse_backward: bool, b_th: float | None,
+                            reason: str) -> None:
+    """Raise UnsupportedError for sparse_backward=True (or a b_th) on a model without it."""
+    if sparse_backward or b_th is not None:
+        what = "sparse_backward=True" if sparse_backward else f"b_th={b_th}"
+        raise UnsupportedError(f"model {model!r}: {what} is not supported (sparse backward): "
+                               f"{reason}; it is available for model 'ff' only")
+
+
 def _hidden_neuron(kind: str, n: int | tuple[int, ...], dt: float, tau_mem, tau_syn,
                    v_threshold: float, learn: Sequence[str] = ()) -> NeuronLayer:
     """A hidden spiking population with unit input gain (r = tau_mem/dt, w_in = tau_syn/dt)."""
@@ -117,18 +127,42 @@ class SNN(nn.Module):
 
 
 class FeedForwardSNN(SNN):
-    """in -> [Affine -> LIF|CubaLIF] x N -> Affine -> LI readout."""
+    """in -> [Affine -> LIF|CubaLIF] x N -> Affine -> LI readout.
+
+    sparse_backward=True trains the hidden layers with the sparse spiking backward of
+    Perez-Nieves & Goodman 2021 (neurocompile/models/sparse_backward.py, docs/sparse_backward.md):
+    each fc<k> -> lif<k> pair runs as one sparse_lif call, and only neurons with
+    |v - v_th| < b_th carry gradient (b_th None: 0.2 * v_th, the paper's band). The forward
+    pass (spikes, readout) and the NIR export are bit for bit those of the default model. The
+    backward is the paper's, not neurons.py's: surrogate 1 / (100 |v - v_th| + 1)^2 (beta =
+    PAPER_BETA; the layers' `slope` is not used), zero outside the band, and the reset is not
+    differentiated (the membrane gradient passes a spike step through the leak alone, where the
+    default detach_reset multiplies it by 1 - s). The readout (fc_out -> LI) keeps autograd.
+    """
 
     name = "ff"
 
     def __init__(self, n_in: int, n_out: int, n_hidden: int | Sequence[int] = 64, *,
                  neuron: str = "lif", dt: float = 1e-3, tau_mem: float = 20e-3,
-                 tau_syn: float = 5e-3, v_threshold: float = 1.0, tau_out: float = 20e-3):
+                 tau_syn: float = 5e-3, v_threshold: float = 1.0, tau_out: float = 20e-3,
+                 sparse_backward: bool = False, b_th: float | None = None):
         hidden = [int(n_hidden)] if isinstance(n_hidden, (int, np.integer)) else \
             [int(h) for h in n_hidden]
+        sparse_backward = bool(sparse_backward)
+        if b_th is not None:
+            b_th = float(b_th)
+            if not sparse_backward:
+                raise UnsupportedError(f"model 'ff': b_th={b_th} is the band of the sparse "
+                                       "backward and needs sparse_backward=True")
+            if not b_th > 0:
+                raise UnsupportedError(f"model 'ff': sparse-backward band half-width b_th must "
+                                       f"be > 0, got {b_th}")
         super().__init__(dict(n_in=int(n_in), n_out=int(n_out), n_hidden=hidden, neuron=neuron,
                               dt=float(dt), tau_mem=float(tau_mem), tau_syn=float(tau_syn),
-                              v_threshold=float(v_threshold), tau_out=float(tau_out)))
+                              v_threshold=float(v_threshold), tau_out=float(tau_out),
+                              sparse_backward=sparse_backward, b_th=b_th))
+        self.sparse_backward = sparse_backward
+        self.b_th = b_th
         self.n_layers = len(hidden)
         sizes = [int(n_in)] + hidden
         for k in range(1, len(sizes)):
@@ -142,12 +176,37 @@ class FeedForwardSNN(SNN):
     def depth(self) -> int:
         return self.n_layers + 1
 
+    def band(self, k: int) -> float:
+        """Sparse-backward band half-width of hidden layer k: b_th, or 0.2 * max |v_th|."""
+        from neurocompile.models.sparse_backward import PAPER_BAND
+
+        if self.b_th is not None:
+            return self.b_th
+        vth = getattr(self, f"lif{k}").values()["v_threshold"]
+        return PAPER_BAND * float(vth.abs().max())
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """x (batch, steps, n_in) -> (readout (batch, steps, n_out), {"lif1": ..., ...})."""
+        if self.sparse_backward:
+            return self._forward_sparse(x)
         spikes = {}
         s = x
         for k in range(1, self.n_layers + 1):
             s, _ = getattr(self, f"lif{k}")(getattr(self, f"fc{k}")(shift(s)))
+            spikes[f"lif{k}"] = s
+        return self._readout(s), spikes
+
+    def _forward_sparse(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The same forward through sparse_lif; each layer's active set masks the next's dL/dx."""
+        from neurocompile.models.sparse_backward import PAPER_BETA, sparse_lif, step_from_layer
+
+        spikes = {}
+        s, active = x, None
+        for k in range(1, self.n_layers + 1):
+            fc, lif = getattr(self, f"fc{k}"), getattr(self, f"lif{k}")
+            s, active = sparse_lif(s, fc.weight, fc.bias, step_from_layer(lif),
+                                   b_th=self.band(k), beta=PAPER_BETA, mode="sparse",
+                                   input_active=active, delay=True)
             spikes[f"lif{k}"] = s
         return self._readout(s), spikes
 
@@ -159,7 +218,11 @@ class RSNN(SNN):
 
     def __init__(self, n_in: int, n_out: int, n_hidden: int = 64, *, neuron: str = "lif",
                  dt: float = 1e-3, tau_mem: float = 20e-3, tau_syn: float = 5e-3,
-                 v_threshold: float = 1.0, tau_out: float = 20e-3):
+                 v_threshold: float = 1.0, tau_out: float = 20e-3, sparse_backward: bool = False,
+                 b_th: float | None = None):
+        _reject_sparse_backward("rsnn", sparse_backward, b_th,
+                                "its hidden layer lif1 has the recurrent weight rec1 and the "
+                                "sparse backward is feed-forward only")
         super().__init__(dict(n_in=int(n_in), n_out=int(n_out), n_hidden=int(n_hidden),
                               neuron=neuron, dt=float(dt), tau_mem=float(tau_mem),
                               tau_syn=float(tau_syn), v_threshold=float(v_threshold),
@@ -206,7 +269,12 @@ class HeteroRSNN(RSNN):
 
     def __init__(self, n_in: int, n_out: int, n_hidden: int = 64, *, dt: float = 1e-3,
                  tau_mem: float = 20e-3, tau_syn: float = 5e-3, v_threshold: float = 1.0,
-                 tau_out: float = 20e-3, tau_min: float | None = None, neuron: str = "cubalif"):
+                 tau_out: float = 20e-3, tau_min: float | None = None, neuron: str = "cubalif",
+                 sparse_backward: bool = False, b_th: float | None = None):
+        _reject_sparse_backward("hrsnn", sparse_backward, b_th,
+                                "its CubaLIF layer lif1 learns per-neuron tau_mem/tau_syn (the "
+                                "sparse backward needs time constants shared by the population "
+                                "and has no tau gradient), and it is recurrent (rec1)")
         if neuron != "cubalif":
             raise ValueError(f"hrsnn uses CubaLIF neurons, got neuron={neuron!r}")
         self._tau_min = float(dt if tau_min is None else tau_min)
@@ -244,7 +312,11 @@ class ConvSNN(SNN):
                  n_in: int | None = None, channels: int = 8, kernel_size: int = 3,
                  padding: int = 1, pool: int = 2, pool_kind: str = "sum", dt: float = 1e-3,
                  tau_mem: float = 20e-3, tau_syn: float = 5e-3, v_threshold: float = 1.0,
-                 tau_out: float = 20e-3, neuron: str = "lif"):
+                 tau_out: float = 20e-3, neuron: str = "lif", sparse_backward: bool = False,
+                 b_th: float | None = None):
+        _reject_sparse_backward("conv", sparse_backward, b_th,
+                                "its layer lif1 is fed by the convolution conv1 and the sparse "
+                                "backward fuses a dense Affine weight matrix with the neuron")
         if in_shape is None:
             side = math.isqrt(int(n_in or 64))
             if n_in is not None and side * side != int(n_in):
