@@ -25,9 +25,9 @@ $(LAVA_VENV)/.installed: pyproject.toml
 	$(LAVA_VENV)/bin/python -c "import lava, neurocompile.ir" 
 	touch $@
 
-# Main job on the bundled default.
-run: venv
-	$(VENV)/bin/neurocompile demo --out runs/demo
+# Main job on the bundled default: train, prune, quantize, compile, simulate (reference + Lava), energy.
+run: venv lava-venv
+	NEUROCOMPILE_LAVA_PYTHON=$(CURDIR)/$(LAVA_VENV)/bin/python $(VENV)/bin/neurocompile pipeline --out runs/pipeline
 
 test: venv lava-venv
 	$(VENV)/bin/python -m ruff check neurocompile tests benchmarks

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "neurocompile.cli.graph_cmds:simulate_cmd",
     "targets": "neurocompile.cli.graph_cmds:targets_cmd",
     "demo": "neurocompile.cli.graph_cmds:demo_cmd",
+    "pipeline": "neurocompile.cli.pipeline_cmd:pipeline_cmd",
     "compile": "neurocompile.cli.lava_cmds:compile_cmd",
     "lava-check": "neurocompile.cli.lava_cmds:lava_check_cmd",
     "prune": "neurocompile.cli.pass_cmds:prune_cmd",

@@ -30,6 +30,11 @@ def _parse_model_opts(items: tuple[str, ...]) -> dict:
 @click.option("--hidden", type=int, default=None, help="Hidden neurons (model's n_hidden).")
 @click.option("--model-opt", multiple=True, metavar="KEY=VALUE",
               help="Extra build_model keyword (repeatable), e.g. --model-opt neuron=cubalif.")
+@click.option("--sparse-backward", is_flag=True,
+              help="ff only: sparse spiking backward (Perez-Nieves & Goodman 2021); gradient "
+                   "only where |v - v_th| < b_th.")
+@click.option("--b-th", "b_th", type=float, default=None,
+              help="Sparse-backward band half-width (default 0.2 * v_th); needs --sparse-backward.")
 @click.option("--dataset", default="digits", show_default=True,
               help="digits | digits-seq | digits-pseq | shd | ssc.")
 @click.option("--steps", type=int, default=None,
@@ -65,7 +70,7 @@ def _parse_model_opts(items: tuple[str, ...]) -> dict:
 @click.option("--no-progress", is_flag=True, help="No progress bar or per-epoch lines.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Run directory: checkpoint.safetensors, metrics.json, model.nir.")
-def train_cmd(model_name, hidden, model_opt, dataset, steps, data_path, optimizer, lr, lam, reg,
+def train_cmd(model_name, hidden, model_opt, sparse_backward, b_th, dataset, steps, data_path, optimizer, lr, lam, reg,
               l2, density, spike_loss, normalize_spikes, epochs, batch_size, patience, seed,
               nproc, threads, no_progress, out_dir) -> None:
     """Train an SNN on a dataset and export it: checkpoint, metrics.json and model.nir."""
@@ -77,6 +82,12 @@ def train_cmd(model_name, hidden, model_opt, dataset, steps, data_path, optimize
     model_kwargs = _parse_model_opts(model_opt)
     if hidden is not None:
         model_kwargs["n_hidden"] = hidden
+    if sparse_backward:
+        model_kwargs["sparse_backward"] = True
+    if b_th is not None:
+        model_kwargs["b_th"] = b_th
+    if model_kwargs.get("sparse_backward") and model_name != "ff":
+        raise NeurocompileError(f"--sparse-backward applies to model ff only, not {model_name}")
     dataset_kwargs: dict = {}
     if steps is not None:
         if dataset in ("digits-seq", "digits-pseq"):

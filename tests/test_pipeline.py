@@ -1,0 +1,97 @@
+"""The main job end to end: a tiny config in every CI run, the default config as a slow test."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from neurocompile.errors import InputDataError
+from neurocompile.pipeline import Pipeline, PipelineConfig
+
+TINY = """
+[run]
+seed = 1
+
+[train]
+hidden = 24
+epochs = 3
+steps = 10
+
+[simulate]
+lava_samples = 3
+"""
+
+RUN_FILES = ("config.json", "model.nir", "pruned.nir", "quantized.nir", "artifact/graph.nir",
+             "artifact/manifest.json", "simulate.json", "energy/report.json", "energy/report.md",
+             "energy/energy_breakdown.png", "energy/spikes_per_layer.png", "summary.json",
+             "train/checkpoint.safetensors", "train/metrics.json")
+
+
+def run_cli(args: list[str], lava: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NEUROCOMPILE_LAVA_PYTHON=lava)
+    return subprocess.run([sys.executable, "-m", "neurocompile.cli.main", "pipeline", *args],
+                          capture_output=True, text=True, cwd=REPO, env=env,
+                          stdin=subprocess.DEVNULL, timeout=900)
+
+
+@pytest.mark.lava
+def test_tiny_pipeline_writes_every_artifact_and_reruns_from_a_stage(tmp_path, lava_python_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    out = run_cli([str(config), "--out", str(tmp_path / "run")], lava_python_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "run"
+    for name in RUN_FILES:
+        assert (run / name).exists(), name
+    summary = json.loads((run / "summary.json").read_text())
+    lava = summary["simulate"]["lava"]
+    assert lava["samples"] == 3
+    assert lava["fixed"]["all_identical"] is True
+    assert lava["float"]["class_agreement"] == 1.0
+    assert summary["checks"]["lava_fixed_point_identical_to_reference"] is True
+    assert set(summary["energy_per_inference_J"]) >= {"loihi", "loihi2", "truenorth", "cmos45"}
+
+    # rerun from the quantize stage: earlier files are read, not rewritten
+    model_mtime = (run / "model.nir").stat().st_mtime_ns
+    out = run_cli([str(config), "--out", str(run), "--from", "quantize", "--lava-samples", "0"],
+                  lava_python_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (run / "model.nir").stat().st_mtime_ns == model_mtime
+    again = json.loads((run / "summary.json").read_text())
+    assert again["simulate"]["accuracy"] == summary["simulate"]["accuracy"]
+
+
+def test_rerun_without_earlier_stage_names_missing_file(tmp_path):
+    cfg = PipelineConfig(out_dir=str(tmp_path / "empty"))
+    with pytest.raises(InputDataError, match="model.nir: missing"):
+        Pipeline(cfg).run("prune", "prune")
+
+
+def test_config_errors_name_file_and_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nepochz = 3\n")
+    with pytest.raises(InputDataError, match="bad.toml: unknown key 'epochz' in \\[train\\]"):
+        PipelineConfig.from_toml(bad)
+    bad.write_text("[tarin]\nepochs = 3\n")
+    with pytest.raises(InputDataError, match="unknown table \\[tarin\\]"):
+        PipelineConfig.from_toml(bad)
+    bad.write_text("[train\n")
+    with pytest.raises(InputDataError, match="not valid TOML"):
+        PipelineConfig.from_toml(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.lava
+def test_default_pipeline_meets_its_promises(tmp_path, lava_python_path):
+    out = run_cli(["--out", str(tmp_path / "run")], lava_python_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["checks"] == {"lava_fixed_point_identical_to_reference": True,
+                                 "accuracy_within_2_points_after_prune_and_quantize": True,
+                                 "nonzero_parameters_at_most_half_of_dense": True}
+    assert summary["simulate"]["accuracy"]["float"] >= 0.9
