@@ -1,8 +1,9 @@
 """The main job: train -> prune -> quantize -> compile -> simulate -> energy report.
 
 Every stage reads what the stage before it wrote into the run directory, so any stage can be
-rerun from the saved artifacts (`neurocompile pipeline --from quantize`). Like the CLI, this
-module sits above the layers and may import all of them.
+rerun from the saved artifacts (`neurocompile pipeline --from quantize`); a rerun first removes
+the outputs of the stages it reruns and of every later stage, so no stale result survives. Like
+the CLI, this module sits above the layers and may import all of them.
 
 Run directory (every file written atomically):
 
@@ -10,7 +11,9 @@ Run directory (every file written atomically):
     train/                 checkpoint.safetensors (+ .json), metrics.json
     model.nir              the trained float model
     pruned.nir             after dead-neuron removal (and magnitude pruning, if asked)
+    prune_report.json      parameters and neurons before/after, per node
     quantized.nir          Loihi fixed point
+    quantize_report.json   the integer formats chosen, per node
     artifact/              compiled for Loihi 2: graph.nir + manifest.json (resource map)
     simulate.json          accuracy per stage, Lava agreement
     energy/                report.json, report.md, energy_breakdown.png, spikes_per_layer.png
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -35,6 +39,15 @@ from neurocompile.errors import InputDataError, NeurocompileError
 from neurocompile.ir.io import load_graph, save_graph, write_text
 
 STAGES = ("train", "prune", "quantize", "compile", "simulate", "energy")
+# What each stage writes, relative to the run directory (removed before it reruns).
+STAGE_OUTPUTS = {
+    "train": ("train", "model.nir"),
+    "prune": ("pruned.nir", "prune_report.json"),
+    "quantize": ("quantized.nir", "quantize_report.json"),
+    "compile": ("artifact",),
+    "simulate": ("simulate.json",),
+    "energy": ("energy",),
+}
 
 
 @dataclass
@@ -99,8 +112,48 @@ class PipelineConfig:
                 name = key if key in known else prefixes[table] + key
                 if name not in known:
                     raise InputDataError(f"{path}: unknown key {key!r} in [{table}]")
+                _check_type(path, table, key, value, _FIELD_TYPES[name])
                 values[name] = value
         return cls(**values)
+
+    def check(self) -> PipelineConfig:
+        """Reject out-of-range settings before any stage runs (names the key and value)."""
+        bad = []
+        if not 0 <= self.prune_sparsity < 1:
+            bad.append(f"prune.sparsity must be in [0, 1), got {self.prune_sparsity}")
+        for key in ("hidden", "steps", "epochs", "batch_size", "calibration_samples"):
+            if getattr(self, key) < 1:
+                bad.append(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.lava_samples < 0:
+            bad.append(f"simulate.lava_samples must be >= 0, got {self.lava_samples}")
+        if not 2 <= self.weight_bits <= 8:
+            bad.append(f"quantize.weight_bits must be in [2, 8] (Loihi), got {self.weight_bits}")
+        if self.lam < 0 or self.spike_loss < 0:
+            bad.append(f"lam and spike_loss must be >= 0, got {self.lam}, {self.spike_loss}")
+        if bad:
+            raise InputDataError("config: " + "; ".join(bad))
+        return self
+
+
+_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(PipelineConfig)}
+
+
+def _check_type(path: Path, table: str, key: str, value: Any, annotation: str) -> None:
+    """One TOML value against its field's annotation; the error names file, table and key."""
+    if value is None and "None" in annotation:
+        return
+    if annotation.startswith("list"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif annotation.startswith("bool"):
+        ok = isinstance(value, bool)
+    elif annotation.startswith("int"):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation.startswith("float"):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise InputDataError(f"{path}: [{table}] {key} = {value!r} should be {annotation}")
 
 
 def _console():
@@ -166,7 +219,7 @@ class Pipeline:
     """Runs the stages in order, each a method that reads and writes the run directory."""
 
     def __init__(self, config: PipelineConfig, console=None):
-        self.cfg = config
+        self.cfg = config.check()
         self.dir = Path(config.out_dir)
         self.console = console or _console()
         self._data = None
@@ -206,6 +259,9 @@ class Pipeline:
                          out_dir=str(self.dir / "train"))
         model, metrics = fit(tc, data=self.data)
         save_graph(to_nir(model), self.dir / "model.nir")
+        if metrics["test_spikes_per_sample"] == 0 or metrics["test_acc"] < 2 / self.data.n_classes:
+            self.say("train", "[bold yellow]warning[/]: the trained network is silent or near "
+                              "chance; train longer (epochs) or raise lr before deploying it")
         self.say("train", f"test accuracy {metrics['test_acc']:.3f}, spikes/sample "
                           f"{metrics['test_spikes_per_sample']:.1f}, non-zero weights "
                           f"{metrics['nonzero_fraction']:.1%} (best epoch {metrics['best_epoch']})")
@@ -263,7 +319,7 @@ class Pipeline:
             pred, result = _predict(graph, test.x, fixed_point=fixed)
             preds[stage] = pred
             out["accuracy"][stage] = float(np.mean(pred == test.y))
-            out["spikes_per_sample"][stage] = result.total("spikes") / len(test)
+            out["spikes_per_sample"][stage] = _neuron_spikes(graph, result) / len(test)
         n = min(self.cfg.lava_samples, len(test))
         out["lava"] = {"samples": n}
         if n > 0:
@@ -329,6 +385,13 @@ class Pipeline:
                 raise InputDataError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
         first, last = STAGES.index(start), STAGES.index(stop)
         self.dir.mkdir(parents=True, exist_ok=True)
+        for stage in STAGES[first:]:
+            for name in STAGE_OUTPUTS[stage]:
+                path = self.dir / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
         _json(self.dir / "config.json", dataclasses.asdict(self.cfg))
         timings = {}
         for stage in STAGES[first:last + 1]:
@@ -371,6 +434,12 @@ class Pipeline:
                 for name, hw in r.get("hardware", {}).items()}
             s["per_inference"] = r["totals"]["per_inference"]
         return s
+
+
+def _neuron_spikes(graph: nir.NIRGraph, result: Any) -> int:
+    """Spikes emitted by the network's neurons (input spikes not counted)."""
+    return sum(c.spikes for name, c in result.counters.items()
+               if not isinstance(graph.nodes[name], nir.Input))
 
 
 def _checks(s: dict[str, Any]) -> dict[str, bool | None]:

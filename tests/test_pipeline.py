@@ -18,6 +18,8 @@ TINY = """
 seed = 1
 
 [train]
+optimizer = "adam"
+lr = 5e-3
 hidden = 24
 epochs = 3
 steps = 10
@@ -54,6 +56,7 @@ def test_tiny_pipeline_writes_every_artifact_and_reruns_from_a_stage(tmp_path, l
     assert lava["fixed"]["all_identical"] is True
     assert lava["float"]["class_agreement"] == 1.0
     assert summary["checks"]["lava_fixed_point_identical_to_reference"] is True
+    assert summary["simulate"]["spikes_per_sample"]["quantized"] > 10  # not a silent network
     assert set(summary["energy_per_inference_J"]) >= {"loihi", "loihi2", "truenorth", "cmos45"}
 
     # rerun from the quantize stage: earlier files are read, not rewritten
@@ -83,6 +86,29 @@ def test_config_errors_name_file_and_key(tmp_path):
     bad.write_text("[train\n")
     with pytest.raises(InputDataError, match="not valid TOML"):
         PipelineConfig.from_toml(bad)
+    bad.write_text('[train]\nepochs = "three"\n')
+    with pytest.raises(InputDataError, match=r"\[train\] epochs = 'three' should be int"):
+        PipelineConfig.from_toml(bad)
+    bad.write_text("[prune]\nsparsity = 1.5\n")
+    with pytest.raises(InputDataError, match=r"prune.sparsity must be in \[0, 1\), got 1.5"):
+        Pipeline(PipelineConfig.from_toml(bad))
+
+
+def test_rerun_removes_outputs_of_later_stages(tmp_path):
+    cfg = PipelineConfig(out_dir=str(tmp_path / "run"), hidden=16, epochs=2, steps=8,
+                         optimizer="adam", lr=5e-3, lava_samples=0, hardware=["loihi", "cmos45"])
+    pipe = Pipeline(cfg, console=None)
+    pipe.console.quiet = True
+    first = pipe.run("train", "energy")
+    assert first["energy_per_inference_J"]["loihi"] > 0
+    again = pipe.run("simulate", "simulate")
+    assert not (tmp_path / "run" / "energy").exists()
+    assert "energy_per_inference_J" not in again
+    assert again["simulate"]["accuracy"] == first["simulate"]["accuracy"]
+    # neuron spikes only (input spikes not counted): what the torch model emitted in training
+    torch_spikes = first["train"]["test_spikes_per_sample"]
+    assert torch_spikes > 10
+    assert again["simulate"]["spikes_per_sample"]["float"] == pytest.approx(torch_spikes, rel=0.01)
 
 
 @pytest.mark.slow

@@ -33,9 +33,12 @@ def _resolve_model(model: Path) -> tuple[Path, dict | None]:
 def _mapping_from(manifest: dict | None, mapping_path: Path | None) -> dict | None:
     if mapping_path is not None:
         try:
-            return json.loads(mapping_path.read_text())
+            data = json.loads(mapping_path.read_text())
         except json.JSONDecodeError as exc:
             raise InputDataError(f"{mapping_path}: not valid JSON ({exc})") from exc
+        if isinstance(data, dict) and "files" in data and "target" in data:
+            return _mapping_from(data, None)  # an artifact's manifest.json
+        return data
     if manifest:
         for key in ("resource_map", "resources", "mapping"):
             if isinstance(manifest.get(key), (dict, list)):
@@ -75,15 +78,25 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
         save_report,
         to_json,
     )
+    from neurocompile.ir.graph import quantization_scheme
     from neurocompile.ir.io import load_graph, load_spikes, write_text
     from neurocompile.targets.reference import simulate
 
     graph_path, manifest = _resolve_model(model)
     graph = load_graph(graph_path)
-    result = simulate(graph, load_spikes(input_path), steps, dt=dt)
+    quantized = quantization_scheme(graph) == "loihi"
+    try:  # a Loihi-quantized graph is counted in its integer arithmetic, as it would run
+        result = simulate(graph, load_spikes(input_path), steps, dt=dt, fixed_point=quantized)
+    except InputDataError as exc:
+        raise InputDataError(f"{input_path}: {exc}") from exc
     hardware = [h.strip() for h in hw_list.split(",") if h.strip()]
-    report = build_report(graph, result, hardware, _mapping_from(manifest, mapping_path),
-                          source=str(model))
+    try:
+        report = build_report(graph, result, hardware, _mapping_from(manifest, mapping_path),
+                              source=str(model))
+    except InputDataError as exc:
+        if mapping_path is None:
+            raise
+        raise InputDataError(f"{mapping_path}: {exc}") from exc
     plots = []
     if plot_dir is not None:
         from neurocompile.energy.plots import plot_report

@@ -96,7 +96,10 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     else:
         artifact = backend.compile(load_graph(model), graph_options)
     inputs = load_spikes(input_path)
-    result = backend.run(artifact, inputs, steps)
+    try:
+        result = backend.run(artifact, inputs, steps)
+    except InputDataError as exc:
+        raise InputDataError(f"{input_path}: {exc}") from exc
     table = Table(title=f"{model} on {result.target}: {result.batch} sample(s) x {result.steps} steps")
     for col in ("node", "spikes", "synaptic events", "neuron updates"):
         table.add_column(col, justify="left" if col == "node" else "right")

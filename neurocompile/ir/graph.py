@@ -122,3 +122,11 @@ def has_cycle(graph: nir.NIRGraph) -> bool:
     comps = strongly_connected_components(graph)
     succs = successors(graph)
     return any(len(c) > 1 or c[0] in succs[c[0]] for c in comps)
+
+
+def quantization_scheme(graph: nir.NIRGraph) -> str | None:
+    """graph.metadata["quantization"] as text ("loihi", "int8"), or None if not quantized."""
+    scheme = (getattr(graph, "metadata", None) or {}).get("quantization")
+    if isinstance(scheme, bytes):
+        scheme = scheme.decode()
+    return None if scheme is None else str(scheme)

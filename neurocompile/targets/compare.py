@@ -19,13 +19,12 @@ import nir
 import numpy as np
 
 from neurocompile.errors import InputDataError
-from neurocompile.ir.graph import NEURON_TYPES, SPIKING_TYPES, predecessors
+from neurocompile.ir.graph import NEURON_TYPES, SPIKING_TYPES, predecessors, quantization_scheme
 from neurocompile.targets.reference import simulate
 
 
 def _is_loihi(graph: nir.NIRGraph) -> bool:
-    scheme = (getattr(graph, "metadata", None) or {}).get("quantization")
-    return (scheme.decode() if isinstance(scheme, bytes) else scheme) == "loihi"
+    return quantization_scheme(graph) == "loihi"
 
 
 def _output_info(graph: nir.NIRGraph, name: str) -> tuple[bool, float]:
