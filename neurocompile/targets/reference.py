@@ -120,7 +120,8 @@ def _normalise_inputs(prog: _Program, inputs: dict[str, np.ndarray] | np.ndarray
             arr = arr.reshape(arr.shape[:2] + shape)  # NIR data files store flat neurons
         else:
             raise InputDataError(
-                f"input {name!r}: expected (batch, steps, *{shape}), got array of shape {arr.shape}")
+                f"input {name!r}: expected an array (batch, steps, {', '.join(map(str, shape))}), "
+                f"got shape {arr.shape}")
         if batch is not None and arr.shape[0] != batch:
             raise InputDataError(f"input {name!r}: batch {arr.shape[0]} differs from {batch}")
         batch, length = arr.shape[0], arr.shape[1] if length is None else max(length, arr.shape[1])
