@@ -1,6 +1,6 @@
 """Graph passes: sparsity vs output agreement and synaptic events; pass run time at 10M weights.
 
-    /tmp/v311/bin/python benchmarks/passes.py [--out benchmarks/results/passes.json]
+    .venv/bin/python benchmarks/passes.py [--out benchmarks/results/passes.json]
 
 Part 1: a random 700-256-20 LIF network (tau 4 ms, r 4, threshold 1, dt 1 ms; weights
 N(0, 0.15) and N(0, 0.3)). Calibration: 32 samples of 100 steps of 5% Poisson input spikes;

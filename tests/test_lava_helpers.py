@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import nir
 import numpy as np
 
-DEV_LAVA_PYTHON = "/tmp/v310/bin/python"  # developer machines only; CI sets the env var
-
 
 def ensure_lava_env() -> str | None:
-    """The Lava interpreter the target will use; falls back to the developer env when unset."""
+    """The Lava interpreter the target will use (NEUROCOMPILE_LAVA_PYTHON or .venv-lava), or None."""
     from conftest import lava_python
 
     found = lava_python()
-    if found is None and Path(DEV_LAVA_PYTHON).exists():
-        os.environ["NEUROCOMPILE_LAVA_PYTHON"] = DEV_LAVA_PYTHON
-        found = DEV_LAVA_PYTHON
+    if found is not None:
+        os.environ.setdefault("NEUROCOMPILE_LAVA_PYTHON", found)
     return found
 
 

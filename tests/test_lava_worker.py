@@ -112,7 +112,7 @@ def test_worker_input_error_comes_back_as_input_data_error(lava_env):
     rng = np.random.default_rng(2)
     target = get_target("lava")
     artifact = target.compile(recurrent(rng))
-    with pytest.raises(InputDataError, match=r"input 'input': expected \(batch, steps"):
+    with pytest.raises(InputDataError, match=r"input 'input': expected an array \(batch, steps"):
         target.run(artifact, {"input": np.zeros((1, 5, 7))})
 
 
