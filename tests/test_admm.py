@@ -12,6 +12,7 @@ from neurocompile.train.admm import (
     ADMMConfig,
     ADMMNet,
     ADMMTrainer,
+    output_relay_update,
     preactivation_update,
     readout_preactivation_update,
     relay_update,
@@ -245,3 +246,40 @@ def test_loop_config_bridge_writes_checkpoint_and_metrics(tmp_path):
     with pytest.raises(UnsupportedError, match="model 'ff'"):
         train_with_loop_config(TrainConfig(model="rsnn", optimizer="admm"),
                                data=DataSplits(*ds))
+
+
+def test_output_relay_update_is_least_squares():
+    n, steps, hid, cls = 3, 5, 4, 2
+    w_o = RNG.normal(size=(cls, hid))
+    y_res, e = RNG.normal(size=(n, cls)), RNG.normal(size=(n, steps, hid))
+    k = np.append(RNG.uniform(0.1, 1.0, steps - 1), 0.0)
+    rho_r = 0.3
+    a = output_relay_update(w_o, y_res, e, k, rho_r)
+    for i in range(n):  # min 1/2 ||y - W_o sum_t k_t a[t]||^2 + rho_r/2 ||a - e||^2 over a
+        mat = np.vstack([np.kron(k[None, :], w_o), np.sqrt(rho_r) * np.eye(steps * hid)])
+        rhs = np.concatenate([y_res[i], np.sqrt(rho_r) * e[i].reshape(-1)])
+        ref = np.linalg.lstsq(mat, rhs, rcond=None)[0].reshape(steps, hid)
+        np.testing.assert_allclose(a[i], ref, atol=1e-10)
+    np.testing.assert_allclose(a[:, -1], e[:, -1])  # the last step does not reach the readout
+
+
+def test_joint_output_and_residual_balancing_export_identically():
+    x, y = _separable_task(n=30, steps=6)
+    cfg = ADMMConfig(n_hidden=(10,), iterations=6, output="joint", rho_mode="balance",
+                     balance_mu=1.5, init_scale=2.0, seed=4)
+    trainer = ADMMTrainer(cfg)
+    net = trainer.fit(x, y, n_classes=2)
+    assert len({h["rho"] for h in trainer.history}) > 1  # balancing moved rho
+    out, spikes = net.forward(x)
+    res = simulate(net.to_nir(), {"input": x})
+    np.testing.assert_array_equal(res.outputs["output"], out)
+    assert spikes["lif1"].sum() > 0
+    assert np.mean(net.predict(x) == y) >= 0.9
+
+
+def test_fit_rejects_unknown_modes():
+    from neurocompile.errors import UnsupportedError
+
+    x, y = _separable_task(n=10, steps=4)
+    with pytest.raises(UnsupportedError, match="output must be"):
+        ADMMTrainer(ADMMConfig(iterations=1, output="both")).fit(x, y)

@@ -65,14 +65,29 @@ z_o (output pre-activation; loss + (S), per sample and class): with d = A_L Thet
 Duals: lam += rho (z - A Theta), mu += rho (v - c r_prev - g z - beta), nu += rho (a - s),
 P += rho_q (W - Q).
 
-Penalty schedule: rho_k = min(rho_0 * growth^k, rho_max) (default 1e-3 * 1.3^k, capped at 10):
-small at first, so the loss can move the auxiliary variables, then increasing, so late
-iterations enforce feasibility, where the auxiliary variables equal the network's true forward
-pass. The three constraint families use rho_k times fixed weights (penalty_weights, default
-1, 1, 1). The l1 split's penalty rho_q is constant (rho_l1, default 1), so the exported
-weights' threshold l1/rho_q does not depend on how far the schedule got. Duals are kept
-unscaled, so nothing is rescaled when rho
-changes. Residuals (reported as root-mean-square over constraint entries):
+Joint output block (output="joint"; the default "split" is the block above). The output layer
+gets no z_o split and no lam_o: the loss is written directly on the last relay, score =
+F(a_L) Theta_o with F(a) = [sum_t kappa_t a[t-1], sum_t kappa_t], and (W_o, a_L) are updated
+against it one after the other, both in closed form:
+    Theta_o = ridge least squares of Y on F(a_L)                  (weight_update, rho = 1)
+    a_L = argmin 1/2 ||Y - F(a) Theta_o||^2 + rho_r/2 ||a - s_L + nu_L/rho_r||^2, per sample:
+        a[t] = e[t] + (k_t / rho_r) W_o^T r,  e = s_L - nu_L/rho_r,
+        k_t = kappa_{t+1} (the weight of a[t] in the score; k_{T-1} = 0),
+        r = (I + (sum k^2 / rho_r) W_o W_o^T)^-1 (Y - b_o sum kappa - W_o sum_t k_t e[t])
+(output_relay_update). The hidden layers' updates and duals are unchanged; the (S) residual of
+the output layer is then zero by construction.
+
+Penalty schedule (rho_mode="schedule", the default): rho_k = min(rho_0 * growth^k, rho_max)
+(default 1e-3 * 1.3^k, capped at 10): small at first, so the loss can move the auxiliary
+variables, then increasing, so late iterations enforce feasibility, where the auxiliary
+variables equal the network's true forward pass. The three constraint families use rho_k times
+fixed weights (penalty_weights, default 1, 1, 1). The l1 split's penalty rho_q is constant
+(rho_l1, default 1), so the exported weights' threshold l1/rho_q does not depend on how far the
+schedule got. Duals are kept unscaled, so nothing is rescaled when rho changes.
+rho_mode="balance" instead uses residual balancing (Boyd et al. 2011, "Distributed Optimization
+and Statistical Learning via ADMM", sec. 3.4.1): rho is multiplied by balance_tau when the
+primal residual exceeds balance_mu times the dual one, divided by it in the opposite case, and
+capped at rho_max. Residuals (reported as root-mean-square over constraint entries):
 primal = ||(S), (M), (R), (Q) violations||, dual = rho ||change of z, v, a (and Q)||.
 
 After the last iteration the readout can be refitted in closed form (ridge least squares of
@@ -89,7 +104,7 @@ from dataclasses import asdict, dataclass, field
 import nir
 import numpy as np
 
-from neurocompile.errors import InputDataError
+from neurocompile.errors import InputDataError, UnsupportedError
 from neurocompile.ir.semantics import NeuronStep, neuron_step
 
 READOUT = "mean_membrane"
@@ -173,6 +188,21 @@ def readout_preactivation_update(d: np.ndarray, kappa: np.ndarray, y: np.ndarray
     kk = float(np.sum(kappa * kappa))
     resid = y - np.einsum("t,ntc->nc", kappa, d)
     return d + kappa[None, :, None] * (resid / (kk + rho))[:, None, :]
+
+
+def output_relay_update(w_o: np.ndarray, y_res: np.ndarray, e: np.ndarray, k: np.ndarray,
+                        rho_r: float) -> np.ndarray:
+    """Per sample argmin_a 1/2 ||y_res - W_o sum_t k_t a[t]||^2 + rho_r/2 ||a - e||^2.
+
+    w_o (C, H); y_res (n, C) the targets minus the bias' score; e (n, T, H); k (T,). The
+    minimiser is a[t] = e[t] + (k_t / rho_r) W_o^T r with the residual
+    r = (I + (sum k^2 / rho_r) W_o W_o^T)^-1 (y_res - W_o sum_t k_t e[t]), a C x C system.
+    """
+    kk = float(np.sum(k * k))
+    r_e = y_res - np.einsum("t,nth->nh", k, e) @ w_o.T
+    mat = np.eye(w_o.shape[0]) + (kk / rho_r) * (w_o @ w_o.T)
+    r = np.linalg.solve(mat, r_e.T).T
+    return e + (k[None, :, None] / rho_r) * (r @ w_o)[:, None, :]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +331,9 @@ class ADMMConfig:
     rho: float = 1e-3  # initial penalty: small, so the loss moves the auxiliary variables
     rho_growth: float = 1.3  # rho_k = min(rho * rho_growth^k, rho_max): feasibility late
     rho_max: float = 10.0
+    rho_mode: str = "schedule"  # "schedule": geometric growth; "balance": residual balancing
+    balance_mu: float = 10.0  # balancing: change rho when one residual exceeds mu x the other
+    balance_tau: float = 2.0  # balancing: factor by which rho changes
     ridge: float = 1e-2
     l1: float = 0.0  # > 0 adds the W = Q split with soft thresholding (sparse weights)
     rho_l1: float = 1.0  # constant penalty rho_q of the W = Q split
@@ -312,6 +345,7 @@ class ADMMConfig:
     tau_mem: float = 20e-3
     v_threshold: float = 1.0
     tau_out: float = 20e-3
+    output: str = "split"  # "split": z_o split with its dual; "joint": W_o, a_L against the loss
     penalty_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # rho multipliers (S), (M), (R)
     eps: float = 1e-6  # margin above v_th for the spiking branch
     track_forward: bool = True  # run the true forward pass each iteration (loss, accuracy)
@@ -390,6 +424,10 @@ class ADMMTrainer:
             raise InputDataError(f"ADMM fit: x must be (batch, steps, features), got {x.shape}")
         if len(y) != len(x):
             raise InputDataError(f"ADMM fit: {len(x)} inputs but {len(y)} labels")
+        if cfg.output not in ("split", "joint") or cfg.rho_mode not in ("schedule", "balance"):
+            raise UnsupportedError(f"ADMMConfig: output must be 'split' or 'joint' and rho_mode "
+                                   f"'schedule' or 'balance', got {cfg.output!r}, "
+                                   f"{cfg.rho_mode!r}")
         n_classes = int(n_classes if n_classes is not None else y.max() + 1)
         n, steps, n_in = x.shape
         rng = np.random.default_rng(cfg.seed)
@@ -438,7 +476,7 @@ class ADMMTrainer:
                 bar[0].update(bar[1], advance=1, description=(
                     f"ADMM it {it + 1}: primal {self.history[-1]['primal']:.3g} "
                     f"dual {self.history[-1]['dual']:.3g}"))
-            rho = min(rho * cfg.rho_growth, cfg.rho_max)
+            rho = _next_rho(rho, self.history[-1], cfg)
         if bar is not None:
             bar[0].stop()
         _set_net(net, layers, out, cfg.l1 > 0)
@@ -459,6 +497,7 @@ class ADMMTrainer:
         prev = x
         sq_primal, sq_dual, count = 0.0, 0.0, 0
         all_layers = layers + [out]
+        joint = cfg.output == "joint" and bool(layers)
         for k, lay in enumerate(layers):
             c, g, beta, vth = _scalars(lay.step)
             a_in = _shift_ones(prev)
@@ -481,6 +520,17 @@ class ADMMTrainer:
                 lay.v[:, t], lay.s[:, t] = v_t, s_t
                 r_t = v_t * (1 - s_t)
             sq_dual += rm ** 2 * float(np.sum((lay.v - v_old) ** 2))
+            if joint and k == len(layers) - 1:  # joint output block: W_o, then a_L
+                k_next = np.append(kappa[1:], 0.0)  # weight of a[t] in the score
+                out.theta = _w_step(_score_features(lay.a, kappa), out, 1.0, cfg,
+                                    target=target)
+                y_res = target - float(kappa.sum()) * out.theta[-1]
+                a_new = output_relay_update(out.theta[:-1].T, y_res, lay.s - lay.nu / rr,
+                                            k_next, rr)
+                sq_dual += rr ** 2 * float(np.sum((a_new - lay.a) ** 2))
+                lay.a = a_new
+                prev = lay.a
+                continue
             nxt = all_layers[k + 1]
             w_next, b_next = nxt.theta[:-1].T, nxt.theta[-1]
             tgt = (nxt.z[:, 1:] + nxt.lam[:, 1:] / rs - b_next).reshape(-1, nxt.z.shape[2])
@@ -493,21 +543,25 @@ class ADMMTrainer:
             sq_dual += rr ** 2 * float(np.sum((a_new - lay.a) ** 2))
             lay.a = a_new
             prev = lay.a
-        # output layer: W_o, then z_o against the loss
-        a_in = _shift_ones(prev)
-        out.theta = _w_step(a_in, out, rs, cfg)
-        m = (a_in @ out.theta).reshape(out.z.shape)
-        z_new = readout_preactivation_update(m - out.lam / rs, kappa, target, rs)
-        sq_dual += rs ** 2 * float(np.sum((z_new - out.z) ** 2))
-        out.z = z_new
-        loss = 0.5 * float(np.sum((target - np.einsum("t,ntc->nc", kappa, out.z)) ** 2)) / n
+        if joint:
+            score = _score_features(prev, kappa) @ out.theta
+            loss = 0.5 * float(np.sum((target - score) ** 2)) / n
+        else:  # split output layer: W_o, then z_o against the loss
+            a_in = _shift_ones(prev)
+            out.theta = _w_step(a_in, out, rs, cfg)
+            m = (a_in @ out.theta).reshape(out.z.shape)
+            z_new = readout_preactivation_update(m - out.lam / rs, kappa, target, rs)
+            sq_dual += rs ** 2 * float(np.sum((z_new - out.z) ** 2))
+            out.z = z_new
+            loss = 0.5 * float(np.sum((target - np.einsum("t,ntc->nc", kappa, out.z)) ** 2)) / n
         # dual ascent and primal residuals
         prev = x
         for lay in all_layers:
-            cs = lay.z - (_shift_ones(prev) @ lay.theta).reshape(lay.z.shape)
-            lay.lam += rs * cs
-            sq_primal += float(np.sum(cs ** 2))
-            count += cs.size
+            if lay.step is not None or not joint:
+                cs = lay.z - (_shift_ones(prev) @ lay.theta).reshape(lay.z.shape)
+                lay.lam += rs * cs
+                sq_primal += float(np.sum(cs ** 2))
+                count += cs.size
             if lay.step is not None:
                 c, g, beta, _ = _scalars(lay.step)
                 r = lay.v * (1 - lay.s)
@@ -538,6 +592,17 @@ class ADMMTrainer:
         self.history.append(row)
 
 
+def _next_rho(rho: float, row: dict, cfg: ADMMConfig) -> float:
+    """Geometric schedule, or residual balancing (Boyd et al. 2011, sec. 3.4.1), capped."""
+    if cfg.rho_mode == "balance":
+        if row["primal"] > cfg.balance_mu * row["dual"]:
+            rho *= cfg.balance_tau
+        elif row["dual"] > cfg.balance_mu * row["primal"]:
+            rho /= cfg.balance_tau
+        return min(rho, cfg.rho_max)
+    return min(rho * cfg.rho_growth, cfg.rho_max)
+
+
 def _scalars(st: NeuronStep) -> tuple[float, float, float, float]:
     """(c = 1 - dv, gain, bias, v_th) of a homogeneous population, as floats."""
     first = [float(np.asarray(a).reshape(-1)[0]) for a in (1 - st.dv, st.gain, st.bias)]
@@ -545,9 +610,16 @@ def _scalars(st: NeuronStep) -> tuple[float, float, float, float]:
     return first[0], first[1], first[2], vth
 
 
-def _w_step(a_in: np.ndarray, lay: _Layer, rho: float, cfg: ADMMConfig) -> np.ndarray:
+def _score_features(a: np.ndarray, kappa: np.ndarray) -> np.ndarray:
+    """[sum_t kappa_t a[t-1], sum_t kappa_t] per sample: the readout score is this @ Theta_o."""
+    n, steps, _ = a.shape
+    return np.einsum("t,ntk->nk", kappa, _shift_ones(a).reshape(n, steps, -1))
+
+
+def _w_step(a_in: np.ndarray, lay: _Layer, rho: float, cfg: ADMMConfig,
+            target: np.ndarray | None = None) -> np.ndarray:
     """W update (ridge least squares), then the l1 split's Q update when enabled."""
-    tgt = (lay.z + lay.lam / rho).reshape(a_in.shape[0], -1)
+    tgt = (lay.z + lay.lam / rho).reshape(a_in.shape[0], -1) if target is None else target
     if lay.q is None:
         return weight_update(a_in, tgt, rho, cfg.ridge)
     rho_q = cfg.rho_l1
@@ -636,7 +708,6 @@ def train_with_loop_config(config, data=None):
     import torch
 
     from neurocompile.data import load_dataset
-    from neurocompile.errors import UnsupportedError
     from neurocompile.ir.io import write_text
     from neurocompile.train.checkpoint import save_checkpoint
     from neurocompile.train.loop import (
