@@ -7,6 +7,7 @@ import torch
 
 from neurocompile.train.losses import (
     layer_spike_counts,
+    per_sample_spike_counts,
     spike_count_loss,
     task_loss,
     total_loss,
@@ -94,3 +95,54 @@ def test_total_loss_adds_the_penalty_to_cross_entropy():
     assert parts["task"] == pytest.approx(float(ce)) and parts["spikes"] == pytest.approx(pen)
     plain, parts = total_loss(out, spikes, labels, classify)
     assert float(plain) == pytest.approx(float(ce)) and "spikes" not in parts
+
+
+def test_per_sample_counts_and_hinge_by_hand():
+    spikes = _known_spikes()  # sample 0: a 6 + b 5 = 11 spikes; sample 1: a 4 + b 1 = 5
+    per = per_sample_spike_counts(spikes)
+    assert per.tolist() == [11.0, 5.0]
+    assert per_sample_spike_counts(spikes, {"b": 2.0}).tolist() == [16.0, 6.0]
+    # floor 0 is the plain penalty; a floor takes the hinge per sample, then the batch mean
+    assert float(spike_count_loss(spikes, 0.5, floor=0.0)) == pytest.approx(0.5 * 8)
+    assert float(spike_count_loss(spikes, 0.5, floor=7.0)) == pytest.approx(0.5 * (4 + 0) / 2)
+    assert float(spike_count_loss(spikes, 0.5, {"b": 2.0}, floor=7.0)) == pytest.approx(
+        0.5 * (9 + 0) / 2)
+    assert float(spike_count_loss(spikes, 0.5, floor=20.0)) == 0.0
+    with pytest.raises(ValueError, match="floor"):
+        spike_count_loss(spikes, floor=-1.0)
+    with pytest.raises(ValueError, match="layer_weights"):
+        spike_count_loss(spikes, layer_weights={"c": 1.0}, floor=1.0)
+
+
+def test_hinge_gradient_is_zero_below_the_floor():
+    torch.manual_seed(0)
+    x = torch.rand(2, 6, 3)
+    x[1] *= 0.3  # sample 1 drives the neurons far less than sample 0
+    w = torch.full((4, 3), 0.8, requires_grad=True)
+    s = _Spike.apply(x @ w.T - 1.0)
+    per = s.detach().reshape(2, -1).sum(1)
+    floor = float(per[1]) + 0.5  # sample 1 below the floor, sample 0 above
+    assert float(per[0]) > floor
+    # only sample 0 contributes: same gradient as penalising sample 0 alone (half weight)
+    spike_count_loss({"lif": s}, weight=0.3, floor=floor).backward()
+    w_alone = w.detach().clone().requires_grad_(True)
+    s0 = _Spike.apply(x[:1] @ w_alone.T - 1.0)
+    (0.3 / 2 * s0.sum()).backward()
+    torch.testing.assert_close(w.grad, w_alone.grad)
+    assert torch.any(w.grad != 0)
+    # everything below the floor: exactly zero gradient
+    w.grad = None
+    s = _Spike.apply(x @ w.T - 1.0)
+    loss = spike_count_loss({"lif": s}, weight=0.3, floor=float(per.max()) + 1)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and torch.all(w.grad == 0)
+
+
+def test_total_loss_passes_the_floor():
+    out = torch.randn(2, 3, 4)
+    labels = torch.tensor([0, 1])
+    spikes = _known_spikes()
+    loss, parts = total_loss(out, spikes, labels, lambda o: o.mean(1), spike_weight=0.5,
+                             floor=7.0)
+    assert parts["spikes"] == pytest.approx(1.0)
+    assert float(loss) == pytest.approx(parts["task"] + 1.0, rel=1e-6)

@@ -217,3 +217,115 @@ def test_train_command_errors(tmp_path, monkeypatch):
               str(tmp_path / "r")])
     assert exc.value.code == 2
     assert loop.CHECKPOINT_NAME == "checkpoint.safetensors"
+
+
+def test_spike_loss_schedule():
+    cfg = tiny_config(spike_loss=0.3, spike_loss_warmup_epochs=2, spike_loss_ramp_epochs=3)
+    assert [loop.spike_loss_weight(cfg, e) for e in range(1, 7)] == pytest.approx(
+        [0.0, 0.0, 0.1, 0.2, 0.3, 0.3])
+    assert loop.spike_loss_weight(tiny_config(spike_loss=0.3), 1) == 0.3
+
+
+def test_warmup_penalty_is_zero_before_and_applied_after(tmp_path):
+    data = tiny_data(n_train=64)
+    kw = dict(epochs=4, lr=1e-2, spike_loss_warmup_epochs=2, spike_loss_ramp_epochs=2)
+    _, m = fit(tiny_config(spike_loss=0.05, **kw), data=data,
+               model_factory=stand_in_factory, classify=lambda out: out.mean(1))
+    rows = m["epochs"]
+    assert [r["spike_loss_weight"] for r in rows] == pytest.approx([0, 0, 0.025, 0.05])
+    for r in rows[:2]:
+        assert r["train_loss"] == r["train_task_loss"]  # exactly no penalty term
+    for r in rows[2:]:  # the stand-in's spikes are positive: the penalty adds to the loss
+        assert r["train_loss"] > r["train_task_loss"] + 1e-3
+    # during warm-up the weights follow the unpenalised run exactly
+    a = train(tiny_config(spike_loss=10.0, epochs=2, spike_loss_warmup_epochs=2,
+                          out_dir=str(tmp_path / "a")), data=data)
+    b = train(tiny_config(spike_loss=0.0, epochs=2, out_dir=str(tmp_path / "b")), data=data)
+    sa, _ = load_checkpoint(tmp_path / "a" / "checkpoint.safetensors")
+    sb, _ = load_checkpoint(tmp_path / "b" / "checkpoint.safetensors")
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0, msg=k)
+    assert a["test_acc"] == b["test_acc"]
+
+
+def test_spike_floor_keeps_activity_under_a_large_weight():
+    data = tiny_data()
+    kw = dict(epochs=3, lr=1e-2, spike_loss=0.05)
+    _, plain = fit(tiny_config(**kw), data=data)
+    _, floor = fit(tiny_config(spike_floor=30.0, **kw), data=data)
+    assert plain["epochs"][-1]["train_spikes_per_sample"] < 3.0  # collapsed
+    assert floor["epochs"][-1]["train_spikes_per_sample"] > 15.0
+
+
+def test_sparse_selector_by_hand():
+    sel = loop._SparseSelector(0.02)
+    assert sel.add(1, 0.80, 100.0, {})[0] == 1
+    assert sel.add(2, 0.90, 300.0, {})[0] == 2  # epoch 1 is out of tolerance now
+    assert sel.add(3, 0.89, 200.0, {})[0] == 3  # within 0.02 of 0.90, fewer spikes
+    assert sel.add(4, 0.88, 250.0, {})[0] == 3  # dominated by epoch 3
+    assert [c[0] for c in sel.cands] == [2, 3]
+    assert sel.add(5, 0.93, 400.0, {})[0] == 5  # 0.90 and 0.89 fall out of tolerance
+    assert sel.add(6, 0.905, 150.0, {})[0] == 5  # 0.905 < 0.93 - 0.02
+    assert sel.add(7, 0.91, 390.0, {})[0] == 7  # at the tolerance edge, fewer spikes
+
+
+def test_sparse_selection_picks_fewest_spikes_within_tolerance(tmp_path):
+    data = tiny_data()
+    model, m = fit(tiny_config(epochs=5, lr=1e-2, spike_loss=2e-3, select="sparse",
+                               select_tolerance=0.05, out_dir=str(tmp_path)), data=data)
+    rows = m["epochs"]
+    top = max(r["val_acc"] for r in rows)
+    ok = [r for r in rows if r["val_acc"] >= top - 0.05 - 1e-12]
+    best = min(ok, key=lambda r: (r["spikes_per_sample"], -r["val_acc"], r["epoch"]))
+    assert m["best_epoch"] == best["epoch"] and m["val_acc"] == best["val_acc"]
+    assert m["selection"] == {"criterion": "sparse", "tolerance": 0.05, "max_val_acc": top}
+    # the returned model and the checkpoint are that epoch's weights
+    val = loop.evaluate(model, data.val, loop._default_classify)
+    assert val["acc"] == best["val_acc"]
+    assert val["spikes_per_sample"] == pytest.approx(best["spikes_per_sample"])
+    state, meta = load_checkpoint(tmp_path / "checkpoint.safetensors")
+    assert meta["epoch"] == best["epoch"]
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(state[k], v)
+
+
+def test_init_rescale_scales_the_kept_weights():
+    data = tiny_data(n_train=64)
+    built = {}
+    for rescale in (False, True):
+        cfg = tiny_config(optimizer="linbreg", density=0.25, lam=0.0, init_rescale=rescale,
+                          seed=3)
+        torch.manual_seed(3)
+        model = loop.default_model_factory(cfg, data)
+        TRAINERS["linbreg"](model, cfg).setup()
+        built[rescale] = model.fc1.weight.detach().clone()
+    assert torch.count_nonzero(built[False]) == round(0.25 * built[False].numel())
+    torch.testing.assert_close(built[True], 2.0 * built[False])
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(select="best"), "selection"), (dict(spike_floor=-1.0), "spike_floor"),
+    (dict(spike_loss_warmup_epochs=-1), "warmup"), (dict(select_tolerance=-0.1), "tolerance")])
+def test_bad_schedule_and_selection_options(kw, match):
+    with pytest.raises(loop.NeurocompileError, match=match):
+        fit(tiny_config(**kw), data=tiny_data(n_train=32))
+
+
+def test_train_command_passes_spike_options(tmp_path):
+    from neurocompile.cli.main import cli
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, [
+        "train", "--hidden", "8", "--steps", "4", "--spike-loss", "0.001", "--spike-floor", "5",
+        "--spike-loss-warmup", "1", "--spike-loss-ramp", "2", "--spike-layer-weight", "lif1=2",
+        "--select", "sparse", "--select-tolerance", "0.02", "--density", "0.5",
+        "--init-rescale", "--epochs", "2", "--no-progress", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    cfg = metrics["config"]
+    assert (cfg["spike_floor"], cfg["spike_loss_warmup_epochs"], cfg["spike_loss_ramp_epochs"],
+            cfg["spike_layer_weights"], cfg["select"], cfg["select_tolerance"],
+            cfg["init_rescale"]) == (5.0, 1, 2, {"lif1": 2.0}, "sparse", 0.02, True)
+    assert [r["spike_loss_weight"] for r in metrics["epochs"]] == pytest.approx([0, 0.0005])
+    bad = CliRunner().invoke(cli, ["train", "--spike-layer-weight", "lif1", "-o", str(out)])
+    assert bad.exit_code == 2 and "LAYER=NUMBER" in bad.output

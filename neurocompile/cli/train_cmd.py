@@ -57,6 +57,21 @@ def _parse_model_opts(items: tuple[str, ...]) -> dict:
               help="Weight of the spike-count penalty (spikes per sample).")
 @click.option("--normalize-spikes", is_flag=True,
               help="Penalise spikes per neuron and step instead of per sample.")
+@click.option("--spike-floor", type=float, default=0.0, show_default=True,
+              help="Penalise only a sample's spikes above this count (hinge; stops collapse).")
+@click.option("--spike-loss-warmup", type=int, default=0, show_default=True,
+              help="Epochs trained without the spike penalty before it starts.")
+@click.option("--spike-loss-ramp", type=int, default=0, show_default=True,
+              help="Epochs over which the penalty weight then rises linearly to --spike-loss.")
+@click.option("--spike-layer-weight", multiple=True, metavar="LAYER=W",
+              help="Per-layer penalty factor (repeatable), e.g. --spike-layer-weight lif1=2.")
+@click.option("--select", type=click.Choice(["val_acc", "sparse"]), default="val_acc",
+              show_default=True,
+              help="Best epoch: highest val accuracy, or fewest spikes within --select-tolerance.")
+@click.option("--select-tolerance", type=float, default=0.01, show_default=True,
+              help="sparse selection: allowed val-accuracy drop from the best epoch.")
+@click.option("--init-rescale", is_flag=True,
+              help="Scale the kept initial weights of a sparse start by 1/sqrt(density).")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--patience", type=int, default=5, show_default=True,
@@ -71,7 +86,8 @@ def _parse_model_opts(items: tuple[str, ...]) -> dict:
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Run directory: checkpoint.safetensors, metrics.json, model.nir.")
 def train_cmd(model_name, hidden, model_opt, sparse_backward, b_th, dataset, steps, data_path, optimizer, lr, lam, reg,
-              l2, density, spike_loss, normalize_spikes, epochs, batch_size, patience, seed,
+              l2, density, spike_loss, normalize_spikes, spike_floor, spike_loss_warmup,
+              spike_loss_ramp, spike_layer_weight, select, select_tolerance, init_rescale, epochs, batch_size, patience, seed,
               nproc, threads, no_progress, out_dir) -> None:
     """Train an SNN on a dataset and export it: checkpoint, metrics.json and model.nir."""
     from neurocompile.ir.io import save_graph
@@ -99,11 +115,22 @@ def train_cmd(model_name, hidden, model_opt, sparse_backward, b_th, dataset, ste
         if dataset not in ("shd", "ssc"):
             raise NeurocompileError(f"--data-path applies to shd/ssc, not {dataset}")
         dataset_kwargs["path"] = str(data_path)
+    layer_weights = {}
+    for item in spike_layer_weight:
+        name, _, value = item.partition("=")
+        try:
+            layer_weights[name.strip()] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"expected LAYER=NUMBER, got {item!r}",
+                                     param_hint="--spike-layer-weight") from None
     config = TrainConfig(
         model=model_name, model_kwargs=model_kwargs, dataset=dataset,
         dataset_kwargs=dataset_kwargs, optimizer=optimizer, lr=lr, lam=lam,
         reg=None if reg == "none" else reg, l2=l2, density=density, spike_loss=spike_loss,
-        normalize_spikes=normalize_spikes, epochs=epochs, batch_size=batch_size,
+        normalize_spikes=normalize_spikes, spike_floor=spike_floor,
+        spike_loss_warmup_epochs=spike_loss_warmup, spike_loss_ramp_epochs=spike_loss_ramp,
+        spike_layer_weights=layer_weights or None, select=select,
+        select_tolerance=select_tolerance, init_rescale=init_rescale, epochs=epochs, batch_size=batch_size,
         patience=patience or None, seed=seed, nproc=nproc, threads=threads,
         out_dir=str(out_dir), progress=not no_progress)
     metrics = train(config)

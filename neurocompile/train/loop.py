@@ -60,9 +60,15 @@ class TrainConfig:
     l2: float = 0.0  # elastic regulariser's l2 part
     delta: float = 1.0  # Bregman elastic-net scale delta
     density: float | None = None  # initial weight density; None: 1 (adam), 0.1 (Bregman)
+    init_rescale: bool = False  # scale kept initial weights by 1/sqrt(density) (sparse_init_)
     spike_loss: float = 0.0  # weight of the spike-count penalty
     spike_layer_weights: dict[str, float] | None = None
     normalize_spikes: bool = False
+    spike_loss_warmup_epochs: int = 0  # penalty weight is 0 for epochs 1..warmup
+    spike_loss_ramp_epochs: int = 0  # then rises linearly to spike_loss over this many epochs
+    spike_floor: float = 0.0  # hinge: only a sample's (weighted) spikes above this are penalised
+    select: str = "val_acc"  # best epoch: "val_acc" (highest) or "sparse" (see SELECT_MODES)
+    select_tolerance: float = 0.01  # "sparse": val accuracy within this of the best epoch's
     epochs: int = 10
     batch_size: int = 64
     patience: int | None = 5  # epochs without a better validation accuracy before stopping
@@ -80,6 +86,65 @@ class TrainConfig:
 
 DEFAULT_LR = {"adam": 2e-3, "linbreg": 0.1, "adabreg": 2e-3}
 DEFAULT_DENSITY = {"linbreg": 0.1, "adabreg": 0.1}
+# "val_acc": the epoch of highest validation accuracy (the first, on ties).
+# "sparse": among epochs whose validation accuracy is within select_tolerance of the highest,
+#           the one with the fewest validation spikes per sample (accuracy, then epoch, on ties).
+SELECT_MODES = ("val_acc", "sparse")
+
+
+def spike_loss_weight(config: TrainConfig, epoch: int) -> float:
+    """The spike-penalty weight used in (1-based) `epoch`: 0 during warm-up, then a linear ramp."""
+    k = epoch - config.spike_loss_warmup_epochs
+    if k <= 0:
+        return 0.0
+    ramp = config.spike_loss_ramp_epochs
+    if ramp > 0 and k < ramp:
+        return config.spike_loss * k / ramp
+    return config.spike_loss
+
+
+def _check_config(config: TrainConfig) -> None:
+    if config.epochs < 1 or config.batch_size < 1 or config.nproc < 1:
+        raise NeurocompileError(f"epochs, batch_size and nproc must be >= 1, got "
+                                f"{config.epochs}, {config.batch_size}, {config.nproc}")
+    if config.spike_loss_warmup_epochs < 0 or config.spike_loss_ramp_epochs < 0:
+        raise NeurocompileError(f"spike_loss_warmup_epochs and spike_loss_ramp_epochs must be "
+                                f">= 0, got {config.spike_loss_warmup_epochs}, "
+                                f"{config.spike_loss_ramp_epochs}")
+    if config.spike_floor < 0:
+        raise NeurocompileError(f"spike_floor must be >= 0, got {config.spike_floor}")
+    if config.select not in SELECT_MODES:
+        raise NeurocompileError(f"unknown epoch selection {config.select!r}; choose one of "
+                                f"{', '.join(SELECT_MODES)}")
+    if config.select_tolerance < 0:
+        raise NeurocompileError(f"select_tolerance must be >= 0, got {config.select_tolerance}")
+
+
+class _SparseSelector:
+    """Online "sparse" epoch selection; keeps only the states that can still be selected.
+
+    An epoch stays a candidate while its accuracy is within `tol` of the best seen so far and
+    no other candidate is at least as accurate with at most as many spikes.
+    """
+
+    def __init__(self, tol: float) -> None:
+        self.tol = tol
+        self.max_acc = -1.0
+        self.cands: list[tuple[int, float, float, dict]] = []  # epoch, acc, spikes, state
+
+    @staticmethod
+    def _key(c: tuple) -> tuple:
+        return (c[2], -c[1], c[0])
+
+    def add(self, epoch: int, acc: float, spikes: float, state: dict) -> tuple:
+        """Record an epoch; return the selected (epoch, acc, spikes, state)."""
+        self.max_acc = max(self.max_acc, acc)
+        cands = [*self.cands, (epoch, acc, spikes, state)]
+        cands = [c for c in cands if c[1] >= self.max_acc - self.tol - 1e-12]
+        self.cands = [c for c in cands if not any(
+            d is not c and d[1] >= c[1] and d[2] <= c[2] and self._key(d) < self._key(c)
+            for d in cands)]
+        return min(self.cands, key=self._key)
 
 
 class Trainer:
@@ -125,7 +190,8 @@ class AdamTrainer(Trainer):
     def make_optimizer(self) -> torch.optim.Optimizer:
         density = self.config.density
         if density is not None and density < 1:
-            sparse_init_(_weights(self.model), density, seed=self.config.seed)
+            sparse_init_(_weights(self.model), density, seed=self.config.seed,
+                         rescale=self.config.init_rescale)
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
 
 
@@ -137,7 +203,8 @@ class _BregmanTrainer(Trainer):
         density = cfg.density if cfg.density is not None else DEFAULT_DENSITY[cfg.optimizer]
         if density < 1:
             sparse_init_(_weights(self.model), density, seed=cfg.seed,
-                         structure="row" if cfg.reg == "group" else "element")
+                         structure="row" if cfg.reg == "group" else "element",
+                         rescale=cfg.init_rescale)
         groups = bregman_param_groups(self.model, cfg.lam, cfg.reg, cfg.l2, cfg.delta)
         opt = self.optimizer_class(groups, lr=self.lr)
         opt.init_dual()
@@ -299,9 +366,7 @@ def train(config: TrainConfig, *, data: DataSplits | None = None,
     replaced; with nproc > 1 they must be picklable (module-level functions).
     """
     _check_optimizer(config.optimizer)
-    if config.epochs < 1 or config.batch_size < 1 or config.nproc < 1:
-        raise NeurocompileError(f"epochs, batch_size and nproc must be >= 1, got "
-                                f"{config.epochs}, {config.batch_size}, {config.nproc}")
+    _check_config(config)
     if data is None:
         data = load_dataset(config.dataset, **config.dataset_kwargs)
     runner = _runner(config.optimizer)
@@ -330,6 +395,7 @@ def fit(config: TrainConfig, *, data: DataSplits | None = None,
         raise UnsupportedError(f"fit() trains in this process (nproc=1), got nproc="
                                f"{config.nproc}; use train() and load the checkpoint")
     _check_optimizer(config.optimizer)
+    _check_config(config)
     if data is None:
         data = load_dataset(config.dataset, **config.dataset_kwargs)
     runner = _runner(config.optimizer)
@@ -374,6 +440,7 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
 
     history: list[dict[str, Any]] = []
     best_acc, best_epoch, best_state, bad_epochs = -1.0, -1, None, 0
+    selector = _SparseSelector(config.select_tolerance) if config.select == "sparse" else None
     stopped_early = False
     t_start = time.perf_counter()
     progress = _make_progress(config.progress and main)
@@ -386,11 +453,13 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
                                       seed=config.seed * 100003 + epoch, rank=rank,
                                       world_size=world_size)
             net.train()
+            spike_weight = spike_loss_weight(config, epoch)
             for xb, yb in batches:
                 y = torch.from_numpy(yb)
                 out, spikes = net(_to_tensor(xb, in_shape))
-                loss, parts = total_loss(out, spikes, y, classify, config.spike_loss,
-                                         config.spike_layer_weights, config.normalize_spikes)
+                loss, parts = total_loss(out, spikes, y, classify, spike_weight,
+                                         config.spike_layer_weights, config.normalize_spikes,
+                                         config.spike_floor)
                 extra = trainer.extra_loss()
                 if extra is not None:
                     loss = loss + extra
@@ -413,7 +482,7 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
             sums = _all_reduce(sums, world_size)
             val = evaluate(model, data.val, classify, rank=rank, world_size=world_size)
             n = max(sums[3], 1.0)
-            row = {"epoch": epoch, "train_loss": sums[0] / n, "train_task_loss": sums[1] / n,
+            row = {"epoch": epoch, "spike_loss_weight": spike_weight, "train_loss": sums[0] / n, "train_task_loss": sums[1] / n,
                    "train_acc": sums[2] / n, "train_spikes_per_sample": sums[4] / n,
                    "val_acc": val["acc"], "val_loss": val["loss"],
                    "spikes_per_sample": val["spikes_per_sample"],
@@ -427,7 +496,21 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
                     f"nonzero {row['nonzero_weights']}/{row['weight_count']} "
                     f"({row['nonzero_fraction']:.3f})  spikes/sample "
                     f"{row['spikes_per_sample']:.1f}")
-            if val["acc"] > best_acc:
+            if selector is not None:
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                sel = selector.add(epoch, val["acc"], val["spikes_per_sample"], state)
+                if sel[0] != best_epoch:
+                    best_epoch, best_acc, best_state, bad_epochs = sel[0], sel[1], sel[3], 0
+                    if main and ckpt is not None:
+                        _save_state(ckpt, model, best_state,
+                                    {"epoch": best_epoch, "val_acc": best_acc,
+                                     "config": config.to_json()})
+                else:
+                    bad_epochs += 1
+                    if config.patience is not None and bad_epochs >= config.patience:
+                        stopped_early = epoch < config.epochs
+                        break
+            elif val["acc"] > best_acc:
                 best_acc, best_epoch, bad_epochs = val["acc"], epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 if main and ckpt is not None:
@@ -449,6 +532,8 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
                     "classes": data.n_classes},
         "epochs": history,
         "best_epoch": best_epoch,
+        "selection": {"criterion": config.select, "tolerance": config.select_tolerance,
+                      "max_val_acc": max(r["val_acc"] for r in history)},
         "stopped_early": stopped_early,
         "val_acc": best_acc,
         "test_acc": test["acc"],
@@ -464,6 +549,16 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
                                       "test_acc": test["acc"], "config": config.to_json()})
         write_text(out_dir / METRICS_NAME, json.dumps(metrics, indent=2, default=str) + "\n")
     return model, metrics
+
+
+def _save_state(ckpt: Path, model: nn.Module, state: dict, meta: dict) -> None:
+    """Checkpoint `state` (an earlier epoch's weights) through `model`, then restore the model."""
+    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    try:
+        save_checkpoint(ckpt, model, meta)
+    finally:
+        model.load_state_dict(current)
 
 
 def _make_progress(enabled: bool):
@@ -501,5 +596,5 @@ class _NoProgress:
         pass
 
 
-__all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "RUNNERS", "TRAINERS", "TrainConfig", "Trainer", "evaluate",
-           "fit", "sparsity_stats", "train"]
+__all__ = ["CHECKPOINT_NAME", "METRICS_NAME", "RUNNERS", "SELECT_MODES", "TRAINERS", "TrainConfig",
+           "Trainer", "evaluate", "fit", "sparsity_stats", "spike_loss_weight", "train"]
