@@ -102,7 +102,8 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
         from neurocompile.energy.plots import plot_report
 
         plots = plot_report(report, plot_dir)
-        write_text(plot_dir / "report.md", render_markdown(report, [str(p) for p in plots]))
+        # report.md sits beside its plots, so it links them by file name
+        write_text(plot_dir / "report.md", render_markdown(report, [p.name for p in plots]))
     if out_path is not None:
         save_report(report, out_path)
     if fmt == "json":

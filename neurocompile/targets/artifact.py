@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import NIRFileError
+from neurocompile.ir.io import current_umask
 from neurocompile.targets.base import Artifact
 
 FORMAT = 1
@@ -71,6 +72,7 @@ def write_artifact(artifact: Artifact, out_dir: str | os.PathLike) -> Path:
                                "refusing to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; give the directory the usual mode
     try:
         save_graph(artifact.graph, tmp / GRAPH_FILE)
         manifest = dict(artifact.manifest)
