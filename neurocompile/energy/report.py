@@ -98,22 +98,22 @@ def save_report(report: dict[str, Any], path: str | Path) -> Path:
 
 def fmt_energy(j: float | None) -> str:
     """Joules with an SI prefix (pJ .. J); 'n/a' for None."""
-    if j is None:
-        return "n/a"
-    for scale, unit in ((1e-12, "pJ"), (1e-9, "nJ"), (1e-6, "uJ"), (1e-3, "mJ")):
-        if abs(j) < scale * 1000:
-            return f"{j / scale:.3g} {unit}"
-    return f"{j:.3g} J"
+    return _si(j, "J", ((1e-12, "p"), (1e-9, "n"), (1e-6, "u"), (1e-3, "m")))
 
 
 def fmt_time(s: float | None) -> str:
     """Seconds with an SI prefix; 'n/a' for None."""
-    if s is None:
+    return _si(s, "s", ((1e-9, "n"), (1e-6, "u"), (1e-3, "m")))
+
+
+def _si(value: float | None, unit: str, prefixes: tuple[tuple[float, str], ...]) -> str:
+    """value in the smallest listed prefix that keeps it below 1000, 3 significant digits."""
+    if value is None:
         return "n/a"
-    for scale, unit in ((1e-9, "ns"), (1e-6, "us"), (1e-3, "ms")):
-        if abs(s) < scale * 1000:
-            return f"{s / scale:.3g} {unit}"
-    return f"{s:.3g} s"
+    for scale, prefix in prefixes:
+        if abs(value) < scale * 1000:
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
 
 
 def _num(x: float | None) -> str:

@@ -356,6 +356,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _checked_data(config: TrainConfig, data: DataSplits | None) -> DataSplits:
+    """Validate the config (optimizer, sizes) and load its dataset unless one is given."""
+    _check_optimizer(config.optimizer)
+    _check_config(config)
+    return load_dataset(config.dataset, **config.dataset_kwargs) if data is None else data
+
+
 def train(config: TrainConfig, *, data: DataSplits | None = None,
           model_factory: Callable[[TrainConfig, DataSplits], nn.Module] | None = None,
           classify: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, Any]:
@@ -365,10 +372,7 @@ def train(config: TrainConfig, *, data: DataSplits | None = None,
     (default: the model zoo) and `classify` (default: neurocompile.models.classify) can be
     replaced; with nproc > 1 they must be picklable (module-level functions).
     """
-    _check_optimizer(config.optimizer)
-    _check_config(config)
-    if data is None:
-        data = load_dataset(config.dataset, **config.dataset_kwargs)
+    data = _checked_data(config, data)
     runner = _runner(config.optimizer)
     if runner is not None:
         return runner(config, data=data)[1]
@@ -394,10 +398,7 @@ def fit(config: TrainConfig, *, data: DataSplits | None = None,
     if config.nproc != 1:
         raise UnsupportedError(f"fit() trains in this process (nproc=1), got nproc="
                                f"{config.nproc}; use train() and load the checkpoint")
-    _check_optimizer(config.optimizer)
-    _check_config(config)
-    if data is None:
-        data = load_dataset(config.dataset, **config.dataset_kwargs)
+    data = _checked_data(config, data)
     runner = _runner(config.optimizer)
     if runner is not None:
         return runner(config, data=data)
