@@ -75,3 +75,25 @@ def test_targets_and_demo(tmp_path):
     assert out.returncode == 0, out.stderr
     for name in ("demo.nir", "input.npz", "output.npz", "summary.json"):
         assert (tmp_path / "run" / name).exists()
+
+
+def test_compare_reports_agreement_and_event_change(tmp_path):
+    from neurocompile.passes.prune import magnitude_prune
+
+    graph = demo_graph()
+    pruned, _ = magnitude_prune(graph, 0.5)
+    save_graph(graph, tmp_path / "a.nir")
+    save_graph(pruned, tmp_path / "b.nir")
+    save_spikes({"input": demo_input(batch=4, steps=30)}, tmp_path / "in.npz")
+    out = run_cli("compare", str(tmp_path / "a.nir"), str(tmp_path / "a.nir"),
+                  "--input", str(tmp_path / "in.npz"), "--json", str(tmp_path / "same.json"))
+    assert out.returncode == 0, out.stderr
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert same["outputs"]["output"]["identical"] is True
+    assert same["totals"]["synaptic_events"]["relative_change"] == 0
+    out = run_cli("compare", str(tmp_path / "a.nir"), str(tmp_path / "b.nir"),
+                  "--input", str(tmp_path / "in.npz"), "--json", str(tmp_path / "pruned.json"))
+    assert out.returncode == 0, out.stderr
+    totals = json.loads((tmp_path / "pruned.json").read_text())["totals"]["synaptic_events"]
+    assert totals["transformed"] < totals["reference"]
+    assert "synaptic_events:" in out.stdout

@@ -149,3 +149,51 @@ def demo_cmd(out_dir: Path) -> None:
     console.print(f"output spike counts per sample (argmax = class): {counts.argmax(axis=1).tolist()}")
     console.print(f"totals: {result.summary()['totals']}  wall time {result.wall_time_s:.3f} s")
     console.print(f"wrote {out_dir}/demo.nir, input.npz, output.npz, summary.json")
+
+
+@click.command("compare")
+@click.argument("reference_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("transformed_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Input spikes (.npz keyed by Input node name, or a NIR data file).")
+@click.option("--labels", "labels_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help=".npz with an array 'labels' (one class per sample) for accuracy.")
+@click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps to run.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the comparison as JSON.")
+def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
+                labels_path: Path | None, steps: int | None, json_path: Path | None) -> None:
+    """Run a graph and its pruned/quantized version on the same inputs; print how they agree.
+
+    A Loihi-quantized second graph runs in fixed point (its non-spiking readouts rescaled)."""
+    from neurocompile.targets.compare import compare
+
+    labels = None
+    if labels_path is not None:
+        data = load_spikes(labels_path)
+        if "labels" not in data:
+            raise InputDataError(f"{labels_path}: no array named 'labels' (got {sorted(data)})")
+        labels = data["labels"]
+    try:
+        result = compare(load_graph(reference_path), load_graph(transformed_path),
+                         load_spikes(input_path), steps, labels=labels)
+    except InputDataError as exc:
+        raise InputDataError(f"{input_path}: {exc}") from exc
+    table = Table(title=f"{transformed_path} vs {reference_path} "
+                        f"({result['batch']} samples x {result['steps']} steps"
+                        f"{', fixed point' if result['fixed_point'] else ''})")
+    for col in ("output", "identical", "agreement", "class agreement", "accuracy (ref -> new)"):
+        table.add_column(col, justify="left" if col == "output" else "right")
+    for name, o in result["outputs"].items():
+        agree = o.get("spike_agreement", o.get("value_agreement"))
+        acc = (f"{o['accuracy_reference']:.3f} -> {o['accuracy_transformed']:.3f}"
+               if "accuracy_reference" in o else "")
+        table.add_row(name, str(o.get("identical", "shape differs")),
+                      "" if agree is None else f"{agree:.4f}",
+                      f"{o['class_agreement']:.3f}" if "class_agreement" in o else "", acc)
+    console.print(table)
+    for key, t in result["totals"].items():
+        change = "" if t["relative_change"] is None else f" ({t['relative_change']:+.1%})"
+        console.print(f"{key}: {t['reference']:,} -> {t['transformed']:,}{change}")
+    if json_path is not None:
+        write_text(json_path, json.dumps(result, indent=2))

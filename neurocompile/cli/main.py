@@ -15,6 +15,7 @@ from neurocompile.errors import NeurocompileError
 COMMANDS: dict[str, str] = {
     "inspect": "neurocompile.cli.graph_cmds:inspect_cmd",
     "simulate": "neurocompile.cli.graph_cmds:simulate_cmd",
+    "compare": "neurocompile.cli.graph_cmds:compare_cmd",
     "targets": "neurocompile.cli.graph_cmds:targets_cmd",
     "demo": "neurocompile.cli.graph_cmds:demo_cmd",
     "pipeline": "neurocompile.cli.pipeline_cmd:pipeline_cmd",
