@@ -8,7 +8,7 @@ the CLI, this module sits above the layers and may import all of them.
 Run directory (every file written atomically):
 
     config.json            the resolved configuration
-    train/                 checkpoint.safetensors (+ .json), metrics.json
+    train/                 checkpoint.safetensors (+ .json), metrics.json, training.png
     model.nir              the trained float model
     pruned.nir             after dead-neuron removal (and magnitude pruning, if asked)
     prune_report.json      parameters and neurons before/after, per node
@@ -259,6 +259,9 @@ class Pipeline:
                          out_dir=str(self.dir / "train"))
         model, metrics = fit(tc, data=self.data)
         save_graph(to_nir(model), self.dir / "model.nir")
+        from neurocompile.train.plots import plot_training
+
+        plot_training(metrics, self.dir / "train" / "training.png")
         if metrics["test_spikes_per_sample"] == 0 or metrics["test_acc"] < 2 / self.data.n_classes:
             self.say("train", "[bold yellow]warning[/]: the trained network is silent or near "
                               "chance; train longer (epochs) or raise lr before deploying it")

@@ -31,7 +31,7 @@ lava_samples = 3
 RUN_FILES = ("config.json", "model.nir", "pruned.nir", "quantized.nir", "artifact/graph.nir",
              "artifact/manifest.json", "simulate.json", "energy/report.json", "energy/report.md",
              "energy/energy_breakdown.png", "energy/spikes_per_layer.png", "summary.json",
-             "train/checkpoint.safetensors", "train/metrics.json")
+             "train/checkpoint.safetensors", "train/metrics.json", "train/training.png")
 
 
 def run_cli(args: list[str], lava: str) -> subprocess.CompletedProcess:

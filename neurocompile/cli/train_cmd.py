@@ -136,9 +136,13 @@ def train_cmd(model_name, hidden, model_opt, sparse_backward, b_th, dataset, ste
     metrics = train(config)
     model, _ = load_model(out_dir / CHECKPOINT_NAME)
     nir_path = save_graph(to_nir(model), out_dir / "model.nir")
+    from neurocompile.train.plots import plot_training
+
+    curves = plot_training(metrics, out_dir / "training.png")
     click.echo(
         f"best epoch {metrics['best_epoch']}: val {metrics['val_acc']:.3f}  "
         f"test {metrics['test_acc']:.3f}  non-zero weights {metrics['nonzero_weights']}/"
         f"{metrics['weight_count']} ({metrics['nonzero_fraction']:.3f})  "
         f"spikes/sample {metrics['test_spikes_per_sample']:.1f}")
-    click.echo(f"wrote {out_dir / CHECKPOINT_NAME}, {out_dir / 'metrics.json'}, {nir_path}")
+    click.echo(f"wrote {out_dir / CHECKPOINT_NAME}, {out_dir / 'metrics.json'}, {nir_path}, "
+               f"{curves}")
