@@ -97,3 +97,24 @@ def test_compare_reports_agreement_and_event_change(tmp_path):
     totals = json.loads((tmp_path / "pruned.json").read_text())["totals"]["synaptic_events"]
     assert totals["transformed"] < totals["reference"]
     assert "synaptic_events:" in out.stdout
+
+
+def test_missing_dt_is_warned_about_and_unstable_dt_refused(tmp_path):
+    import nir
+    from conftest import lif
+
+    graph = nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([2])), "fc": nir.Linear(weight=np.eye(2)),
+               "n": lif(2, tau=5e-4), "output": nir.Output(output_type=np.array([2]))},
+        edges=[("input", "fc"), ("fc", "n"), ("n", "output")], type_check=False)
+    graph.metadata = {}
+    save_graph(graph, tmp_path / "g.nir")
+    save_spikes({"input": np.ones((1, 5, 2))}, tmp_path / "in.npz")
+    out = run_cli("simulate", str(tmp_path / "g.nir"), "--input", str(tmp_path / "in.npz"),
+                  "--dt", "1e-4")
+    assert out.returncode == 0 and "warning" not in out.stderr
+    out = run_cli("simulate", str(tmp_path / "g.nir"), "--input", str(tmp_path / "in.npz"))
+    assert "stores no time step" in out.stderr
+    # tau = 0.5 ms at the 1 ms default: dt/tau = 2, refused with the node named
+    assert out.returncode == 2
+    assert "node 'n': dt/tau = 2 > 1 at dt=0.001" in out.stderr

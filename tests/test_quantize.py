@@ -136,11 +136,11 @@ def test_unrepresentable_values_raise_naming_node_parameter_and_range():
     g.nodes["lif1"] = nir.CubaLIF(tau_syn=np.full(10, 5e-4), tau_mem=np.full(10, 1e-2),
                                   r=np.full(10, 10.0), v_leak=np.zeros(10),
                                   v_threshold=np.ones(10), w_in=np.ones(10))
-    with pytest.raises(UnsupportedError, match=r"'lif1'.*du.*\[0, 4095\].*max 8191"):
-        quantize_loihi(g)
-    q, report = quantize_loihi(g, clip=True)
-    assert q.nodes["lif1"].metadata["loihi.du"] == 4095
-    assert any("clipped" in n and "du" in n for n in report.notes)
+    # tau_syn < dt gives du = 2 (decay factor -1): refused by the semantics before any
+    # quantization, even with clip=True, naming the node, the ratio and the fix
+    for clip in (False, True):
+        with pytest.raises(UnsupportedError, match=r"'lif1': dt/tau_syn = 2 > 1 at dt=0.001"):
+            quantize_loihi(g, clip=clip)
     high = net()
     high.nodes["lif2"] = nir.LIF(tau=np.full(3, 2e-2), r=np.full(3, 20.0), v_leak=np.zeros(3),
                                  v_threshold=np.full(3, 1000.0))

@@ -71,6 +71,7 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
                plot_dir: Path | None, mapping_path: Path | None, dt: float | None,
                out_path: Path | None) -> None:
     """Estimate energy, latency and cores per inference from the real counts of a run."""
+    from neurocompile.cli.common import load_graph_warn_dt
     from neurocompile.energy import (
         build_report,
         render_markdown,
@@ -79,11 +80,11 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
         to_json,
     )
     from neurocompile.ir.graph import quantization_scheme
-    from neurocompile.ir.io import load_graph, load_spikes, write_text
+    from neurocompile.ir.io import load_spikes, write_text
     from neurocompile.targets.reference import simulate
 
     graph_path, manifest = _resolve_model(model)
-    graph = load_graph(graph_path)
+    graph = load_graph_warn_dt(graph_path, dt)
     quantized = quantization_scheme(graph) == "loihi"
     try:  # a Loihi-quantized graph is counted in its integer arithmetic, as it would run
         result = simulate(graph, load_spikes(input_path), steps, dt=dt, fixed_point=quantized)

@@ -11,6 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from neurocompile.cli.common import load_graph_warn_dt
 from neurocompile.errors import InputDataError
 from neurocompile.ir.io import load_graph, load_spikes, save_spikes, write_text
 
@@ -94,7 +95,7 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
             raise InputDataError(f"{model}: target {target!r} runs NIR files, not artifact directories")
         artifact = load_artifact(model, graph_options)
     else:
-        artifact = backend.compile(load_graph(model), graph_options)
+        artifact = backend.compile(load_graph_warn_dt(model, dt), graph_options)
     inputs = load_spikes(input_path)
     try:
         result = backend.run(artifact, inputs, steps)
@@ -175,7 +176,7 @@ def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
             raise InputDataError(f"{labels_path}: no array named 'labels' (got {sorted(data)})")
         labels = data["labels"]
     try:
-        result = compare(load_graph(reference_path), load_graph(transformed_path),
+        result = compare(load_graph_warn_dt(reference_path), load_graph_warn_dt(transformed_path),
                          load_spikes(input_path), steps, labels=labels)
     except InputDataError as exc:
         raise InputDataError(f"{input_path}: {exc}") from exc

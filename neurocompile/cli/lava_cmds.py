@@ -60,14 +60,14 @@ def resource_table(resources: dict) -> Table:
 def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: float | None,
                 chips: int, weight_bits: int | None, sparse: str, as_json: bool) -> None:
     """Compile a NIR graph for a target and write an artifact directory (graph + manifest)."""
-    from neurocompile.ir.io import load_graph
+    from neurocompile.cli.common import load_graph_warn_dt
     from neurocompile.targets import get_target
     from neurocompile.targets.artifact import read_manifest, write_artifact
 
     backend = get_target(target)
     options = {"dt": dt, "fixed_point": fixed_point, "chips": chips, "weight_bits": weight_bits,
                "sparse": sparse}
-    artifact = backend.compile(load_graph(model), {k: v for k, v in options.items()
+    artifact = backend.compile(load_graph_warn_dt(model, dt), {k: v for k, v in options.items()
                                                    if v is not None})
     write_artifact(artifact, out_dir)
     manifest = read_manifest(out_dir)

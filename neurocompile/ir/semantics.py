@@ -74,9 +74,22 @@ def _check_reset(name: str, node) -> None:
             f"got values in [{np.min(v_reset)}, {np.max(v_reset)}]")
 
 
+def _check_stable(name: str, param: str, tau: np.ndarray, dt: float) -> None:
+    """dt/tau above 1 would make the Euler decay factor negative: refuse, naming the fix."""
+    ratio = dt / np.min(tau)
+    if ratio > 1 + 1e-9:
+        raise UnsupportedError(
+            f"node {name!r}: dt/{param} = {ratio:.3g} > 1 at dt={dt:g} (smallest {param} "
+            f"{np.min(tau):g}); the graph was made for a smaller time step: pass it with --dt "
+            f"or set graph.metadata['dt'] (snnTorch's NIR export assumes dt = 1e-4)")
+
+
 def neuron_step(name: str, node: nir.NIRNode, dt: float) -> NeuronStep:
     """Discretise one NIR neuron node (see the module docstring for the formulas)."""
     _check_reset(name, node)
+    for param in ("tau", "tau_mem", "tau_syn"):
+        if getattr(node, param, None) is not None and not isinstance(node, nir.IF):
+            _check_stable(name, param, _f64(getattr(node, param)), dt)
     if isinstance(node, (nir.LIF, nir.LI)):
         tau, r, v_leak = _f64(node.tau), _f64(node.r), _f64(node.v_leak)
         dv = dt / tau
@@ -98,6 +111,15 @@ def neuron_step(name: str, node: nir.NIRNode, dt: float) -> NeuronStep:
         return NeuronStep(np.ones_like(r), np.zeros_like(r), r, np.zeros_like(r),
                           _f64(node.v_threshold))
     raise UnsupportedError(f"node {name!r}: {type(node).__name__} is not a neuron node")
+
+
+def dt_fallback_warning(graph: nir.NIRGraph, dt: float | None) -> str | None:
+    """A warning when neither the caller nor the graph gives dt and DEFAULT_DT is used."""
+    meta = getattr(graph, "metadata", None) or {}
+    if dt is None and "dt" not in meta:
+        return (f"the graph stores no time step (metadata 'dt') and none was given: using "
+                f"dt = {DEFAULT_DT:g} s; pass --dt with the exporter's time step")
+    return None
 
 
 def delay_steps(name: str, node: nir.Delay, dt: float) -> np.ndarray:
