@@ -25,9 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from neurocompile.errors import InputDataError, NeurocompileError
+from neurocompile.errors import InputDataError
 from neurocompile.ir.io import load_graph, save_graph, write_text
 
 STAGES = ("train", "prune", "quantize", "compile", "simulate", "energy")
@@ -271,6 +269,7 @@ class Pipeline:
 
     def prune(self) -> None:
         from neurocompile.passes.prune import magnitude_prune, remove_dead_neurons
+        from neurocompile.passes.report import count_neurons
         from neurocompile.targets.reference import record_activity
 
         graph = load_graph(self._need("model.nir", "prune"))
@@ -286,7 +285,7 @@ class Pipeline:
         _json(self.dir / "prune_report.json", [r.to_dict() for r in reports])
         nz, total = _nonzero_params(graph)
         self.say("prune", f"{nz:,} of {total:,} parameters non-zero; "
-                          f"{sum(n.size for n in _neuron_sizes(graph))} neurons")
+                          f"{sum(count_neurons(n) for n in graph.nodes.values())} neurons")
 
     def quantize(self) -> None:
         from neurocompile.passes.quantize import quantize_loihi
@@ -458,22 +457,3 @@ def _checks(s: dict[str, Any]) -> dict[str, bool | None]:
         "nonzero_parameters_at_most_half_of_dense":
             (nz["quantized"] <= 0.5) if "quantized" in nz else None,
     }
-
-
-def _neuron_sizes(graph: nir.NIRGraph) -> list[np.ndarray]:
-    from neurocompile.ir.graph import NEURON_TYPES
-
-    return [np.asarray(getattr(n, "v_threshold", getattr(n, "tau", None)))
-            for n in graph.nodes.values() if isinstance(n, NEURON_TYPES)]
-
-
-def run_pipeline(config: PipelineConfig, start: str = "train", stop: str = "energy",
-                 on_error: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run the main job; NeurocompileError messages go to `on_error` (default: re-raise)."""
-    try:
-        return Pipeline(config).run(start, stop)
-    except NeurocompileError as exc:
-        if on_error is None:
-            raise
-        on_error(str(exc))
-        sys.exit(2)

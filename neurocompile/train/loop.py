@@ -498,25 +498,22 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
                     f"({row['nonzero_fraction']:.3f})  spikes/sample "
                     f"{row['spikes_per_sample']:.1f}")
             if selector is not None:
-                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                sel = selector.add(epoch, val["acc"], val["spikes_per_sample"], state)
-                if sel[0] != best_epoch:
-                    best_epoch, best_acc, best_state, bad_epochs = sel[0], sel[1], sel[3], 0
-                    if main and ckpt is not None:
-                        _save_state(ckpt, model, best_state,
-                                    {"epoch": best_epoch, "val_acc": best_acc,
-                                     "config": config.to_json()})
-                else:
-                    bad_epochs += 1
-                    if config.patience is not None and bad_epochs >= config.patience:
-                        stopped_early = epoch < config.epochs
-                        break
-            elif val["acc"] > best_acc:
-                best_acc, best_epoch, bad_epochs = val["acc"], epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                sel = selector.add(epoch, val["acc"], val["spikes_per_sample"], _snapshot(model))
+                improved = sel[0] != best_epoch
+                if improved:
+                    best_epoch, best_acc, best_state = sel[0], sel[1], sel[3]
+            else:
+                improved = val["acc"] > best_acc
+                if improved:
+                    best_epoch, best_acc, best_state = epoch, val["acc"], _snapshot(model)
+            if improved:
+                bad_epochs = 0
                 if main and ckpt is not None:
-                    save_checkpoint(ckpt, model, {"epoch": epoch, "val_acc": val["acc"],
-                                                  "config": config.to_json()})
+                    meta = {"epoch": best_epoch, "val_acc": best_acc, "config": config.to_json()}
+                    if best_epoch == epoch:  # the model holds the selected weights
+                        save_checkpoint(ckpt, model, meta)
+                    else:
+                        _save_state(ckpt, model, best_state, meta)
             else:
                 bad_epochs += 1
                 if config.patience is not None and bad_epochs >= config.patience:
@@ -552,9 +549,14 @@ def _run(rank: int, world_size: int, config: TrainConfig, data: DataSplits,
     return model, metrics
 
 
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of the model's weights and buffers."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _save_state(ckpt: Path, model: nn.Module, state: dict, meta: dict) -> None:
     """Checkpoint `state` (an earlier epoch's weights) through `model`, then restore the model."""
-    current = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    current = _snapshot(model)
     model.load_state_dict(state)
     try:
         save_checkpoint(ckpt, model, meta)
