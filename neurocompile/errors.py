@@ -41,3 +41,7 @@ class GraphValidationError(NeurocompileError):
 
 class UnsupportedError(NeurocompileError):
     """A node or option a target or pass cannot handle."""
+
+
+class ConfigError(NeurocompileError):
+    """A configuration value (file, option or field) of the wrong name, type or range."""

@@ -1,0 +1,36 @@
+"""The contract, executable: NIR parameters to per-step parameters and back, the one NumPy step
+of every neuron kind (float.py), and the Loihi fixed-point format (loihi.py).
+
+NumPy and `ir` only, so the Lava environment (no torch) runs the same contract it was compiled
+with, and the torch models are property-tested against it.
+"""
+
+from neurocompile.semantics.float import (
+    DEFAULT_DT,
+    PARAM_NAMES,
+    Dynamics,
+    NeuronParams,
+    delay_steps,
+    discretise,
+    dt_fallback_warning,
+    graph_dt,
+    per_step,
+    run,
+    step,
+)
+from neurocompile.semantics.inverse import neuron_node
+
+__all__ = [
+    "DEFAULT_DT",
+    "PARAM_NAMES",
+    "Dynamics",
+    "NeuronParams",
+    "delay_steps",
+    "discretise",
+    "dt_fallback_warning",
+    "graph_dt",
+    "neuron_node",
+    "per_step",
+    "run",
+    "step",
+]
