@@ -89,10 +89,10 @@ def _events_per_sample(graph, data) -> float:
 def run_seed(seed: int, args, data) -> dict:
     import torch
 
+    from neurocompile.analysis import record_activity
     from neurocompile.models import build_model
     from neurocompile.passes.lnp import lnp_prune
     from neurocompile.passes.prune import activity_prune, remove_dead_neurons
-    from neurocompile.targets.reference import record_activity
     from neurocompile.train.export import to_nir
 
     torch.manual_seed(seed)

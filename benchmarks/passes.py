@@ -27,6 +27,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _machine import machine  # noqa: E402
 
+from neurocompile.analysis import compare, record_activity  # noqa: E402
 from neurocompile.ir.io import write_text  # noqa: E402
 from neurocompile.passes import (  # noqa: E402
     activity_prune,
@@ -36,8 +37,6 @@ from neurocompile.passes import (  # noqa: E402
     remove_dead_neurons,
 )
 from neurocompile.passes.report import count_params  # noqa: E402
-from neurocompile.targets.compare import compare  # noqa: E402
-from neurocompile.targets.reference import record_activity  # noqa: E402
 
 
 def lif(n: int) -> nir.LIF:

@@ -26,15 +26,19 @@ import dataclasses
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nir
 import numpy as np
 
+from neurocompile import config
+from neurocompile.config import setting
+from neurocompile.energy.report import DEFAULT_HARDWARE
 from neurocompile.errors import InputDataError
 from neurocompile.ir.io import load_graph, save_graph, write_text
+from neurocompile.train.config import TrainConfig
 
 STAGES = ("train", "prune", "quantize", "compile", "simulate", "energy")
 # What each stage writes, relative to the run directory (removed before it reruns).
@@ -48,110 +52,81 @@ STAGE_OUTPUTS = {
 }
 
 
+def main_job_training() -> TrainConfig:
+    """The main job's training: AdaBreg + spike-count loss, settings from
+    benchmarks/sparse_training.py (docs/training.md)."""
+    return TrainConfig(model="ff", model_kwargs={"n_hidden": 64}, dataset="digits",
+                       dataset_kwargs={"steps": 20}, optimizer="adabreg", lr=1e-2, lam=0.3,
+                       spike_loss=2e-4, epochs=60, patience=10, batch_size=64, seed=0)
+
+
+@dataclass
+class PruneStage:
+    """[prune]: magnitude pruning on top of the Bregman sparsity, then dead-neuron removal."""
+
+    sparsity: float = setting(0.0, min=0, max=1, max_open=True,
+                              help="Extra magnitude pruning (0: none).")
+    remove_dead: bool = setting(True, help="Remove neurons silent on the calibration data.")
+    calibration_samples: int = setting(512, min=1, help="Training samples for calibration.")
+
+
+@dataclass
+class QuantizeStage:
+    """[quantize]: Loihi fixed point."""
+
+    bits: int = setting(8, min=2, max=8, help="Weight mantissa bits.")
+
+
+@dataclass
+class CompileStage:
+    """[compile]: the target the artifact is compiled for."""
+
+    target: str = setting("loihi2", help="Target (see `neurocompile targets`).")
+
+
+@dataclass
+class SimulateStage:
+    """[simulate]: the whole test set on the reference; a subset cross-checked on a target."""
+
+    verify_target: str = setting("lava", help="Target cross-checked against the reference.")
+    verify_samples: int = setting(100, min=0, help="Test samples cross-checked (0: skip).")
+    timeout_s: float = setting(600.0, min=0, min_open=True, help="Worker timeout per run.")
+
+
+@dataclass
+class EnergyStage:
+    """[energy]: hardware descriptions to report."""
+
+    hardware: list[str] = setting(default_factory=lambda: list(DEFAULT_HARDWARE),
+                                  help="Hardware descriptions (names or .toml paths).")
+
+
 @dataclass
 class PipelineConfig:
-    """Every setting of the main job; TOML tables [train], [prune], ... map onto the prefixes."""
+    """Every setting of the main job; one TOML table per stage (neurocompile.config)."""
 
-    out_dir: str = "runs/pipeline"
-    seed: int = 0
-    # [train]
-    model: str = "ff"
-    hidden: int = 64
-    dataset: str = "digits"
-    steps: int = 20
-    optimizer: str = "adabreg"
-    lam: float = 0.3  # settings from benchmarks/sparse_training.py (docs/training.md)
-    lr: float | None = 1e-2
-    density: float | None = None  # None: the optimizer's default sparse initialisation
-    spike_loss: float = 2e-4
-    epochs: int = 60
-    patience: int | None = 10
-    batch_size: int = 64
-    # [prune]
-    prune_sparsity: float = 0.0  # extra magnitude pruning on top of the Bregman sparsity
-    remove_dead: bool = True
-    calibration_samples: int = 512
-    # [quantize]
-    weight_bits: int = 8
-    # [compile]
-    target: str = "loihi2"
-    # [simulate]
-    lava_samples: int = 100  # test samples also run on Lava (float and fixed point)
-    lava_timeout_s: float = 600.0
-    # [energy]
-    hardware: list[str] = field(default_factory=lambda: ["loihi", "loihi2", "truenorth",
-                                                         "spinnaker2", "cmos45"])
+    out_dir: str = setting("runs/pipeline", help="Run directory.")
+    train: TrainConfig = setting(default_factory=main_job_training)
+    prune: PruneStage = setting(default_factory=PruneStage)
+    quantize: QuantizeStage = setting(default_factory=QuantizeStage)
+    compile: CompileStage = setting(default_factory=CompileStage)
+    simulate: SimulateStage = setting(default_factory=SimulateStage)
+    energy: EnergyStage = setting(default_factory=EnergyStage)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> PipelineConfig:
-        """Read a config file; unknown tables or keys are errors naming the file and key."""
-        try:
-            import tomllib
-        except ModuleNotFoundError:  # Python 3.10
-            import tomli as tomllib
-        path = Path(path)
-        if not path.exists():
-            raise InputDataError(f"{path}: no such config file")
-        try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise InputDataError(f"{path}: not valid TOML ({exc})") from exc
-        known = {f.name for f in dataclasses.fields(cls)}
-        prefixes = {"prune": "prune_", "quantize": "", "compile": "", "simulate": "",
-                    "energy": "", "train": "", "run": ""}
-        values: dict[str, Any] = {}
+        """Read a config file; a table replaces only the keys it names (the rest keep the main
+        job's values); unknown tables or keys, wrong types and ranges name the file and key."""
+        data = config.read_toml(path)
+        base = cls()
+        values = {}
         for table, content in data.items():
-            if not isinstance(content, dict):
-                content, table = {table: content}, "run"
-            if table not in prefixes:
-                raise InputDataError(f"{path}: unknown table [{table}]; known: "
-                                     f"{', '.join(prefixes)}")
-            for key, value in content.items():
-                name = key if key in known else prefixes[table] + key
-                if name not in known:
-                    raise InputDataError(f"{path}: unknown key {key!r} in [{table}]")
-                _check_type(path, table, key, value, _FIELD_TYPES[name])
-                values[name] = value
-        return cls(**values)
-
-    def check(self) -> PipelineConfig:
-        """Reject out-of-range settings before any stage runs (names the key and value)."""
-        bad = []
-        if not 0 <= self.prune_sparsity < 1:
-            bad.append(f"prune.sparsity must be in [0, 1), got {self.prune_sparsity}")
-        for key in ("hidden", "steps", "epochs", "batch_size", "calibration_samples"):
-            if getattr(self, key) < 1:
-                bad.append(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.lava_samples < 0:
-            bad.append(f"simulate.lava_samples must be >= 0, got {self.lava_samples}")
-        if not 2 <= self.weight_bits <= 8:
-            bad.append(f"quantize.weight_bits must be in [2, 8] (Loihi), got {self.weight_bits}")
-        if self.lam < 0 or self.spike_loss < 0:
-            bad.append(f"lam and spike_loss must be >= 0, got {self.lam}, {self.spike_loss}")
-        if bad:
-            raise InputDataError("config: " + "; ".join(bad))
-        return self
-
-
-_FIELD_TYPES = {f.name: str(f.type) for f in dataclasses.fields(PipelineConfig)}
-
-
-def _check_type(path: Path, table: str, key: str, value: Any, annotation: str) -> None:
-    """One TOML value against its field's annotation; the error names file, table and key."""
-    if value is None and "None" in annotation:
-        return
-    if annotation.startswith("list"):
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    elif annotation.startswith("bool"):
-        ok = isinstance(value, bool)
-    elif annotation.startswith("int"):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif annotation.startswith("float"):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise InputDataError(f"{path}: [{table}] {key} = {value!r} should be {annotation}")
+            current = getattr(base, table, None)
+            if isinstance(content, dict) and dataclasses.is_dataclass(current):
+                values[table] = {**config.to_mapping(current, shallow=True), **content}
+            else:
+                values[table] = content
+        return config.from_mapping(cls, values, str(path))
 
 
 def _console():
@@ -216,9 +191,10 @@ def _merge(results: list) -> Any:
 class Pipeline:
     """Runs the stages in order, each a method that reads and writes the run directory."""
 
-    def __init__(self, config: PipelineConfig, console=None):
-        self.cfg = config.check()
-        self.dir = Path(config.out_dir)
+    def __init__(self, cfg: PipelineConfig, console=None):
+        self.cfg = config.from_mapping(PipelineConfig, config.to_mapping(cfg, shallow=True),
+                                       "pipeline config")
+        self.dir = Path(cfg.out_dir)
         self.console = console or _console()
         self._data = None
 
@@ -228,8 +204,8 @@ class Pipeline:
         if self._data is None:
             from neurocompile.data import load_dataset
 
-            kwargs = {"steps": self.cfg.steps} if self.cfg.dataset == "digits" else {}
-            self._data = load_dataset(self.cfg.dataset, **kwargs)
+            t = self.cfg.train
+            self._data = load_dataset(t.dataset, **t.dataset_kwargs)
         return self._data
 
     def _need(self, name: str, stage: str) -> Path:
@@ -245,16 +221,9 @@ class Pipeline:
     # -- stages ----------------------------------------------------------------------------
     def train(self) -> None:
         from neurocompile.train.export import to_nir
-        from neurocompile.train.loop import TrainConfig, fit
+        from neurocompile.train.loop import fit
 
-        cfg = self.cfg
-        tc = TrainConfig(model=cfg.model, model_kwargs={"n_hidden": cfg.hidden},
-                         dataset=cfg.dataset, dataset_kwargs={"steps": cfg.steps}
-                         if cfg.dataset == "digits" else {},
-                         optimizer=cfg.optimizer, lr=cfg.lr, lam=cfg.lam, density=cfg.density,
-                         spike_loss=cfg.spike_loss, epochs=cfg.epochs, patience=cfg.patience,
-                         batch_size=cfg.batch_size, seed=cfg.seed,
-                         out_dir=str(self.dir / "train"))
+        tc = dataclasses.replace(self.cfg.train, out_dir=str(self.dir / "train"))
         model, metrics = fit(tc, data=self.data)
         save_graph(to_nir(model), self.dir / "model.nir")
         from neurocompile.train.plots import plot_training
@@ -268,18 +237,18 @@ class Pipeline:
                           f"{metrics['nonzero_fraction']:.1%} (best epoch {metrics['best_epoch']})")
 
     def prune(self) -> None:
-        from neurocompile.passes.prune import magnitude_prune, remove_dead_neurons
+        from neurocompile.analysis import run_pass
         from neurocompile.passes.report import count_neurons
-        from neurocompile.targets.reference import record_activity
 
         graph = load_graph(self._need("model.nir", "prune"))
+        cfg = self.cfg.prune
         reports = []
-        if self.cfg.prune_sparsity > 0:
-            graph, rep = magnitude_prune(graph, self.cfg.prune_sparsity)
+        if cfg.sparsity > 0:
+            graph, rep = run_pass("magnitude", graph, {"sparsity": cfg.sparsity})
             reports.append(rep)
-        if self.cfg.remove_dead:
-            calib = self.data.train.x[: self.cfg.calibration_samples]
-            graph, rep = remove_dead_neurons(graph, record_activity(graph, {"input": calib}))
+        if cfg.remove_dead:
+            calib = self.data.train.x[: cfg.calibration_samples]
+            graph, rep = run_pass("dead", graph, calibration={"input": calib})
             reports.append(rep)
         save_graph(graph, self.dir / "pruned.nir")
         _json(self.dir / "prune_report.json", [r.to_dict() for r in reports])
@@ -288,28 +257,28 @@ class Pipeline:
                           f"{sum(count_neurons(n) for n in graph.nodes.values())} neurons")
 
     def quantize(self) -> None:
-        from neurocompile.passes.quantize import quantize_loihi
+        from neurocompile.analysis import run_pass
 
         graph = load_graph(self._need("pruned.nir", "quantize"))
-        qgraph, rep = quantize_loihi(graph, bits=self.cfg.weight_bits)
+        qgraph, rep = run_pass("loihi", graph, {"bits": self.cfg.quantize.bits})
         save_graph(qgraph, self.dir / "quantized.nir")
         _json(self.dir / "quantize_report.json", rep.to_dict())
-        self.say("quantize", f"Loihi fixed point, {self.cfg.weight_bits}-bit weight mantissas")
+        self.say("quantize", f"Loihi fixed point, {self.cfg.quantize.bits}-bit weight mantissas")
 
     def compile(self) -> None:
         from neurocompile.targets import get_target
         from neurocompile.targets.artifact import write_artifact
 
         graph = load_graph(self._need("quantized.nir", "compile"))
-        artifact = get_target(self.cfg.target).compile(graph, {"fixed_point": True})
+        target = self.cfg.compile.target
+        artifact = get_target(target).compile(graph, {"fixed_point": True})
         write_artifact(artifact, self.dir / "artifact")
         res = artifact.manifest.get("resources", {})
-        self.say("compile", f"{self.cfg.target}: {res.get('cores_used', '?')} core(s); "
+        self.say("compile", f"{target}: {res.get('cores_used', '?')} core(s); "
                             f"artifact in {self.dir / 'artifact'}")
 
     def simulate(self) -> None:
         """Reference simulator on the whole test set per stage; Lava on a subset."""
-        from neurocompile.targets import get_target
 
         test = self.data.test
         graphs = {"float": (load_graph(self._need("model.nir", "simulate")), False),
@@ -322,38 +291,41 @@ class Pipeline:
             preds[stage] = pred
             out["accuracy"][stage] = float(np.mean(pred == test.y))
             out["spikes_per_sample"][stage] = _neuron_spikes(graph, result) / len(test)
-        n = min(self.cfg.lava_samples, len(test))
-        out["lava"] = {"samples": n}
+        sim = self.cfg.simulate
+        n = min(sim.verify_samples, len(test))
+        out["crosscheck"] = {"target": sim.verify_target, "samples": n}
         if n > 0:
-            lava = get_target("lava")
-            x = test.x[:n]
+            from neurocompile.analysis import crosscheck
+            from neurocompile.targets import target_class
+
+            known = {f.name for f in dataclasses.fields(target_class(sim.verify_target).Options)}
+            x = {"input": test.x[:n]}
             for mode, (graph, fixed) in (("float", graphs["pruned"]), ("fixed", graphs["quantized"])):
                 start = time.perf_counter()
-                artifact = lava.compile(graph, {"fixed_point": fixed,
-                                                "timeout_s": self.cfg.lava_timeout_s})
-                got = lava.run(artifact, {"input": x})
-                ref = get_target("reference").run(
-                    get_target("reference").compile(graph, {"fixed_point": fixed}), {"input": x})
-                same = [bool(np.array_equal(got.outputs["output"][i], ref.outputs["output"][i]))
-                        for i in range(n)]
-                lava_pred = got.outputs["output"].mean(axis=1).argmax(axis=1)
-                ref_pred = ref.outputs["output"].mean(axis=1).argmax(axis=1)
-                diff = float(np.max(np.abs(got.outputs["output"] - ref.outputs["output"])))
-                out["lava"][mode] = {
+                options = {"fixed_point": fixed}
+                if "timeout_s" in known:
+                    options["timeout_s"] = sim.timeout_s
+                check = crosscheck(graph, sim.verify_target, x, options=options)
+                o = check["outputs"]["output"]
+                got = check["result"]
+                out["crosscheck"][mode] = {
                     # fixed point: integer readouts, compared exactly; float: the readout
                     # membrane differs in the last bits where Lava sums in another order
-                    "samples_identical_to_reference": int(sum(same)),
-                    "all_identical": all(same),
-                    "max_abs_readout_difference": diff,
-                    "class_agreement": float(np.mean(lava_pred == ref_pred)),
-                    "spike_totals_equal": got.total("spikes") == ref.total("spikes"),
-                    "accuracy": float(np.mean(lava_pred == test.y[:n])),
+                    "samples_identical_to_reference": o["samples_identical"],
+                    "all_identical": o["all_identical"],
+                    "max_abs_readout_difference": o["max_abs_difference"],
+                    "class_agreement": o["class_agreement"],
+                    "spike_totals_equal": check["totals"]["spikes"]["target"]
+                    == check["totals"]["spikes"]["reference"],
+                    "accuracy": float(np.mean(got.outputs["output"].mean(axis=1).argmax(axis=1)
+                                              == test.y[:n])),
                     "wall_time_s": time.perf_counter() - start,
                 }
-                self.say("simulate", f"Lava {mode}: {sum(same)}/{n} samples bit-identical to "
-                                     f"the reference {'fixed-point' if fixed else 'float'} run, "
-                                     f"max readout difference {diff:.2g}, class agreement "
-                                     f"{np.mean(lava_pred == ref_pred):.0%}")
+                self.say("simulate", f"{sim.verify_target} {mode}: {o['samples_identical']}/{n} "
+                                     f"samples bit-identical to the reference "
+                                     f"{'fixed-point' if fixed else 'float'} run, max readout "
+                                     f"difference {o['max_abs_difference']:.2g}, class agreement "
+                                     f"{o['class_agreement']:.0%}")
         _json(self.dir / "simulate.json", out)
         acc = out["accuracy"]
         self.say("simulate", f"test accuracy float {acc['float']:.3f}, pruned {acc['pruned']:.3f}, "
@@ -368,7 +340,7 @@ class Pipeline:
         manifest = read_manifest(self._need("artifact", "energy"))
         _, result = _predict(graph, self.data.test.x, fixed_point=True)
         mapping = manifest.get("resources")
-        report = build_report(graph, result, self.cfg.hardware, mapping=mapping,
+        report = build_report(graph, result, self.cfg.energy.hardware, mapping=mapping,
                               source=str(self.dir / "quantized.nir"))
         energy_dir = self.dir / "energy"
         save_report(report, energy_dir / "report.json")
@@ -448,10 +420,10 @@ def _checks(s: dict[str, Any]) -> dict[str, bool | None]:
     """The deployment promises, each True/False (None where the stage has not run)."""
     sim = s.get("simulate", {})
     acc = sim.get("accuracy", {})
-    fixed = sim.get("lava", {}).get("fixed")
+    fixed = sim.get("crosscheck", {}).get("fixed")
     nz = s.get("nonzero_fraction_of_dense", {})
     return {
-        "lava_fixed_point_identical_to_reference": fixed["all_identical"] if fixed else None,
+        "crosscheck_fixed_point_identical_to_reference": fixed["all_identical"] if fixed else None,
         "accuracy_within_2_points_after_prune_and_quantize":
             (acc["float"] - acc["quantized"] <= 0.02) if "quantized" in acc else None,
         "nonzero_parameters_at_most_half_of_dense":

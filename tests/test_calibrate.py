@@ -1,4 +1,4 @@
-"""Calibration: reference.record_activity and the prune command's methods (targets.calibrate)."""
+"""Calibration: analysis.record_activity, and analysis.run_pass over the pass registry."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from test_prune import net, spikes
 
+from neurocompile.analysis import record_activity, run_pass
+from neurocompile.config import ConfigError
 from neurocompile.errors import InputDataError, UnsupportedError
+from neurocompile.passes import PASSES, get_pass
 from neurocompile.passes.prune import activity_prune, remove_dead_neurons
-from neurocompile.targets.calibrate import PRUNE_METHODS, PruneOptions, get_prune_method
-from neurocompile.targets.reference import record_activity, simulate
+from neurocompile.targets.reference import simulate
 
 
 def test_record_activity_totals_every_node_output():
@@ -32,24 +34,27 @@ def test_record_activity_totals_every_node_output():
         record_activity(g, {})
 
 
-def test_prune_methods_run_the_calibration_then_the_pass():
+def test_run_pass_runs_the_calibration_then_the_pass():
     g = net(dead=(1, 4))
     x = spikes()
     act = record_activity(g, x)
-    opts = PruneOptions(sparsity=0.5, calibration={"input": x})
-    a, _ = get_prune_method("activity")(g, opts)
+    a, _ = run_pass("activity", g, {"sparsity": 0.5}, calibration={"input": x})
     b, _ = activity_prune(g, act, 0.5)
     for name in ("fc1", "rec", "fc2"):
         np.testing.assert_array_equal(a.nodes[name].weight, b.nodes[name].weight)
-    d, rep = get_prune_method("dead")(g, opts)
+    d, rep = run_pass("dead", g, calibration={"input": x})
     assert d.nodes["lif1"].tau.shape == (8,)
     assert rep.row("lif1").extra["kept_indices"] == remove_dead_neurons(g, act)[1] \
         .row("lif1").extra["kept_indices"]
-    m, _ = get_prune_method("magnitude")(g, PruneOptions(sparsity=0.5))
+    m, _ = run_pass("magnitude", g, {"sparsity": 0.5})
     assert np.count_nonzero(m.nodes["fc1"].weight) == 60
-    with pytest.raises(InputDataError, match="--method dead needs --calibration"):
-        get_prune_method("dead")(g, PruneOptions())
-    with pytest.raises(UnsupportedError, match="--method activity needs --sparsity"):
-        get_prune_method("activity")(g, PruneOptions(calibration={"input": x}))
-    for name, target in PRUNE_METHODS.items():  # every entry resolves to a callable
-        assert callable(get_prune_method(name)), target
+    with pytest.raises(InputDataError, match="prune method 'dead' needs calibration data"):
+        run_pass("dead", g)
+    with pytest.raises(ConfigError, match="'sparsity'"):
+        run_pass("activity", g, {}, calibration={"input": x})
+    with pytest.raises(ConfigError, match="unknown key 'sparsty'"):
+        run_pass("magnitude", g, {"sparsty": 0.5})
+    with pytest.raises(UnsupportedError, match="unknown prune method 'int8'"):
+        run_pass("int8", g, kind="prune")
+    for spec in PASSES:  # every entry resolves, and its defaults load where it has any
+        assert get_pass(spec.name) is spec and callable(spec.run)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from test_prune import net, spikes
 
+from neurocompile.analysis import compare
 from neurocompile.errors import InputDataError
 from neurocompile.passes.prune import magnitude_prune
 from neurocompile.passes.quantize import quantize_loihi
-from neurocompile.targets.compare import compare
 
 
 def test_identical_graphs_agree_fully():

@@ -8,7 +8,7 @@ import pytest
 
 from neurocompile.errors import UnsupportedError
 from neurocompile.passes.quantize import quantize_loihi
-from neurocompile.targets import fixed_point as fx
+from neurocompile.semantics import loihi
 from neurocompile.targets.reference import simulate
 
 
@@ -71,15 +71,14 @@ def test_negative_decay_truncates_toward_zero():
 
 
 def test_dense_negative_weight_exp_is_arithmetic_shift_of_the_sum():
-    plan = fx.FixedPlan({"fc": (np.array([[3.0, 3.0], [-3.0, 0.0]]), -1)}, {})
-    out = plan.apply("fc", np.array([[1.0, 1.0], [1.0, 0.0]]))
+    out = loihi.accumulate(np.array([[3, 3], [-3, 0]]), -1, np.array([[1, 1], [1, 0]]))
     # row 0: (3+3)>>1 = 3 and 3>>1 = 1; row 1: -3>>1 = -2 (floor), twice
     assert out.tolist() == [[3.0, -2.0], [1.0, -2.0]]
 
 
 def test_u_wraps_once_at_24_bits_and_v_clips():
     top = 2 ** 23
-    assert fx.wrap_u(np.array([top, top + 1, -top, -top + 1, top + 5])).tolist() == \
+    assert loihi.wrap_u(np.array([top, top + 1, -top, -top + 1, top + 5])).tolist() == \
         [top, -top + 1, top, -top + 1, -top + 5]
     # 8 inputs at the largest weight: u = 8 * (127 << 7) << 6 = 8323072 < 2^23 (no wrap),
     # v integrates it twice and clips at 2^23 - 1. A non-spiking LI shows the clipped v

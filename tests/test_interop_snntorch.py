@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 
 from neurocompile.errors import UnsupportedError
-from neurocompile.ir import load_graph, neuron_step, validate
-from neurocompile.ir.semantics import dt_fallback_warning
+from neurocompile.ir import load_graph, validate
+from neurocompile.semantics import discretise, dt_fallback_warning
 from neurocompile.targets.reference import simulate
 
 torch = pytest.importorskip("torch")
@@ -208,7 +208,7 @@ def test_export_loads_validates_and_maps_beta(tmp_path, reset):
     np.testing.assert_allclose(lif.tau, SNNTORCH_DT / (1 - beta), rtol=1e-6)
     np.testing.assert_allclose(lif.r, 1 / (1 - beta), rtol=1e-6)
     assert np.all(np.asarray(lif.v_leak) == 0)
-    step = neuron_step("1", lif, SNNTORCH_DT)  # Euler at dt=1e-4: keep = beta, gain = 1
+    step = discretise("1", lif, SNNTORCH_DT)  # Euler at dt=1e-4: keep = beta, gain = 1
     np.testing.assert_allclose(1 - step.dv, beta, atol=1e-7)
     np.testing.assert_allclose(step.gain, 1.0, atol=1e-7)
     np.testing.assert_array_equal(step.bias, 0.0)
@@ -219,7 +219,7 @@ def test_synaptic_export_maps_alpha(tmp_path):
     assert validate(graph) == []
     cuba = graph.nodes["1"]
     assert isinstance(cuba, nir.CubaLIF)
-    step = neuron_step("1", cuba, SNNTORCH_DT)
+    step = discretise("1", cuba, SNNTORCH_DT)
     np.testing.assert_allclose(1 - step.du, 0.75, atol=1e-7)   # alpha
     np.testing.assert_allclose(1 - step.dv, 0.875, atol=1e-7)  # beta
     np.testing.assert_allclose(step.gain, 1.0, atol=1e-7)      # (dv*r)*(du*w_in)
@@ -240,8 +240,8 @@ def test_default_dt_is_refused_for_snntorch_graph(tmp_path):
     graph = _export(_net("leaky", "zero"), tmp_path / "leaky.nir")
     assert dt_fallback_warning(graph, None) is not None
     with pytest.raises(UnsupportedError, match=r"node '1': dt/tau = 1.25 > 1 at dt=0.001.*--dt"):
-        neuron_step("1", graph.nodes["1"], 1e-3)
-    step = neuron_step("1", graph.nodes["1"], SNNTORCH_DT)
+        discretise("1", graph.nodes["1"], 1e-3)
+    step = discretise("1", graph.nodes["1"], SNNTORCH_DT)
     np.testing.assert_allclose(1 - step.dv, 0.875, atol=1e-6)
     np.testing.assert_allclose(step.gain, 1.0, rtol=1e-6)
     x = _spikes()
@@ -338,7 +338,7 @@ def test_threshold_tie_resolves_differently(tmp_path):
     x[0, 0, 0] = 1.0
     ref, mem = _snntorch_run(net, x)
     assert mem[0, 0, 0] == 1.0 and not ref.any()  # v == threshold: no spike (strict >)
-    np.testing.assert_allclose(neuron_step("1", graph.nodes["1"], SNNTORCH_DT).gain - 1,
+    np.testing.assert_allclose(discretise("1", graph.nodes["1"], SNNTORCH_DT).gain - 1,
                                2.5e-8, rtol=0.05)
     ours, _ = _neurocompile_run(graph, x)
     assert ours[0, :, 0].tolist() == [0, 1, 0, 0]

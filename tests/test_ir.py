@@ -12,7 +12,8 @@ from conftest import REPO, chain, lif
 
 from neurocompile.demo import demo_graph
 from neurocompile.errors import GraphValidationError, NIRFileError, UnsupportedError
-from neurocompile.ir import check_graph, load_graph, neuron_step, save_graph, validate
+from neurocompile.ir import check_graph, load_graph, save_graph, validate
+from neurocompile.semantics import discretise
 
 
 def ff_graph(**over) -> nir.NIRGraph:
@@ -128,17 +129,17 @@ def test_bad_files_give_one_line_errors(tmp_path, content):
 
 def test_parameter_mapping_formulas():
     dt = 1e-3
-    p = neuron_step("n", nir.LIF(tau=np.array([4e-3]), r=np.array([3.0]), v_leak=np.array([0.5]),
+    p = discretise("n", nir.LIF(tau=np.array([4e-3]), r=np.array([3.0]), v_leak=np.array([0.5]),
                                  v_threshold=np.array([1.0])), dt)
     assert p.du[0] == 1 and p.dv[0] == 0.25 and p.gain[0] == 0.75 and p.bias[0] == 0.125
-    c = neuron_step("c", nir.CubaLIF(tau_syn=np.array([2e-3]), tau_mem=np.array([4e-3]),
+    c = discretise("c", nir.CubaLIF(tau_syn=np.array([2e-3]), tau_mem=np.array([4e-3]),
                                      r=np.array([2.0]), v_leak=np.array([0.0]),
                                      v_threshold=np.array([1.0]), w_in=np.array([3.0])), dt)
     assert c.du[0] == 0.5 and c.dv[0] == 0.25 and c.gain[0] == (0.25 * 2.0) * (0.5 * 3.0)
-    li = neuron_step("l", nir.LI(tau=np.array([2e-3]), r=np.array([1.0]), v_leak=np.array([0.0])), dt)
+    li = discretise("l", nir.LI(tau=np.array([2e-3]), r=np.array([1.0]), v_leak=np.array([0.0])), dt)
     assert li.v_threshold is None
     with pytest.raises(UnsupportedError, match="v_reset"):
-        neuron_step("r", nir.LIF(tau=np.array([1.0]), r=np.array([1.0]), v_leak=np.array([0.0]),
+        discretise("r", nir.LIF(tau=np.array([1.0]), r=np.array([1.0]), v_leak=np.array([0.0]),
                                  v_threshold=np.array([1.0]), v_reset=np.array([0.3])), dt)
 
 

@@ -53,7 +53,7 @@ def _workers_of_this_process() -> list[int]:
         except OSError:
             continue
         ppid = int(stat[stat.rfind(")") + 2:].split()[1])
-        if b"neurocompile.targets.lava_runtime" in cmd and ppid == os.getpid():
+        if b"neurocompile.targets.lava.runtime" in cmd and ppid == os.getpid():
             found.append(int(entry))
     return found
 
@@ -117,10 +117,11 @@ def test_worker_input_error_comes_back_as_input_data_error(lava_env):
 
 
 @pytest.mark.skipif(lava_importable(), reason="this interpreter has lava-nc")
-def test_interpreter_without_lava_is_reported():
+def test_interpreter_without_lava_is_reported(monkeypatch):
+    monkeypatch.setenv("NEUROCOMPILE_LAVA_PYTHON", sys.executable)
     rng = np.random.default_rng(3)
     target = get_target("lava")
-    artifact = target.compile(recurrent(rng), {"python": sys.executable, "timeout_s": 60})
+    artifact = target.compile(recurrent(rng), {"timeout_s": 60})
     with pytest.raises(LavaWorkerError, match="lava-nc is not installed"):
         target.run(artifact, {"input": spikes(rng, 1, 5, (10,))})
 
@@ -132,11 +133,25 @@ def test_missing_interpreter_names_the_variable(monkeypatch, tmp_path):
 
 
 def test_interpreter_lookup_order(monkeypatch, tmp_path):
+    """The variable first, else the package's own .venv-lava; never the current directory's
+    (running the CLI in an untrusted directory must not execute a program found there)."""
+    from neurocompile.targets.lava import target as lava_target
+
     monkeypatch.delenv("NEUROCOMPILE_LAVA_PYTHON", raising=False)
     local = tmp_path / ".venv-lava" / "bin" / "python"
     local.parent.mkdir(parents=True)
     local.write_text("")
     monkeypatch.chdir(tmp_path)
-    assert find_lava_python() == str(local)
+    monkeypatch.setattr(lava_target, "package_environment", lambda: None)
+    with pytest.raises(UnsupportedError, match="no Lava environment"):
+        find_lava_python()
     monkeypatch.setenv("NEUROCOMPILE_LAVA_PYTHON", sys.executable)
     assert find_lava_python() == sys.executable
+
+
+def test_artifact_cannot_choose_the_interpreter():
+    """No option names a program: a manifest's options cannot make a run execute one."""
+    from neurocompile.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown key 'python'"):
+        get_target("lava").options({"python": "/bin/sh"})

@@ -6,8 +6,11 @@ import nir
 import numpy as np
 import pytest
 
+from neurocompile import config
+from neurocompile.config import ConfigError
 from neurocompile.errors import UnsupportedError
 from neurocompile.passes.lnp import (
+    LNPOptions,
     betweenness_centrality,
     find_recurrent_population,
     laplacian,
@@ -159,16 +162,13 @@ def test_unreachable_bound_is_reported_as_unstable():
 
 def test_run_lnp_adapter_and_errors():
     g = make_hrsnn_graph(8, 16, 3, seed=0)
-
-    class Opts:
-        sparsity = 0.5
-        extra = {"neuron_sparsity": 0.0, "rounds": 1, "lyapunov_steps": 100}
-
-    out, rep = run_lnp(g, Opts())
+    opts = LNPOptions(sparsity=0.5, neuron_sparsity=0.0, rounds=1, lyapunov_steps=100)
+    out, rep = run_lnp(g, opts)
     assert rep.row("rec1").params_after == 128
-    Opts.sparsity = None
-    with pytest.raises(UnsupportedError, match="sparsity"):
-        run_lnp(g, Opts())
+    with pytest.raises(ConfigError, match="'sparsity'"):  # required: no default
+        config.from_mapping(LNPOptions, {"rounds": 1}, "lnp")
+    with pytest.raises(ConfigError, match="lnp: rounds: must be >= 1, got 0"):
+        config.from_mapping(LNPOptions, {"sparsity": 0.5, "rounds": 0}, "lnp")
     with pytest.raises(UnsupportedError, match="sparsity"):
         lnp_prune(g, 1.0)
     ff = nir.NIRGraph(nodes={"input": nir.Input(input_type=np.array([2])),

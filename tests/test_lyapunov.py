@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from neurocompile.errors import InputDataError
-from neurocompile.ir.semantics import neuron_step
 from neurocompile.passes.lnp import _noise_drive, find_recurrent_population, make_hrsnn_graph
 from neurocompile.passes.lyapunov import (
     benettin_max_exponent,
     matrix_lyapunov_spectrum,
     spiking_lyapunov_spectrum,
 )
+from neurocompile.semantics import discretise
 from neurocompile.targets.reference import simulate
 
 
@@ -85,7 +85,7 @@ def test_spiking_trajectory_is_the_reference_simulators():
     w_in = np.asarray(g.nodes["fc1"].weight)
     drive = np.zeros((2, 120, 30))
     drive[:, 1:] = x[:, :-1] @ w_in.T
-    p = neuron_step("lif1", g.nodes["lif1"], 1e-3)
+    p = discretise("lif1", g.nodes["lif1"], 1e-3)
     out = spiking_lyapunov_spectrum(np.asarray(g.nodes["rec1"].weight), drive, p.du, p.dv,
                                     p.gain, p.bias, p.v_threshold, k=3, warmup=0)
     sim = simulate(g, {"input": x})

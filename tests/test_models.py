@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from neurocompile.ir.semantics import neuron_step as ir_neuron_step
 from neurocompile.models import (
     IF,
     LI,
@@ -17,10 +16,11 @@ from neurocompile.models import (
     CubaLIF,
     build_model,
     classify,
-    neuron_step,
     spike,
+    step,
 )
 from neurocompile.models.neurons import NeuronState, zero_state
+from neurocompile.semantics import discretise
 
 F64 = torch.float64
 
@@ -31,7 +31,7 @@ def _trace(layer, current: list[float]) -> tuple[list[float], list[float]]:
     state = zero_state(1, layer.shape, F64)
     outs, vs = [], []
     for i in current:
-        out, state = neuron_step(torch.tensor([[i]], dtype=F64), state, p)
+        out, state = step(torch.tensor([[i]], dtype=F64), state, p)
         outs.append(float(out[0, 0]))
         vs.append(float(state.v[0, 0]))
     return outs, vs
@@ -106,7 +106,7 @@ def test_step_params_equal_ir_semantics(dtype, np_dtype):
          nir.CubaLI(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak, w_in=w_in)),
     ]
     for layer, node in layers:
-        ref = ir_neuron_step("n", node, dt)
+        ref = discretise("n", node, dt)
         p = layer.step_params(dtype)
         np.testing.assert_array_equal(p.keep_u.numpy(), (1 - ref.du).astype(np_dtype))
         np.testing.assert_array_equal(p.keep_v.numpy(), (1 - ref.dv).astype(np_dtype))
@@ -246,5 +246,5 @@ def test_functional_step_state_is_pure():
     layer = LIF(2, r=10.0)
     p = layer.step_params(torch.float32)
     state = NeuronState(torch.zeros(1, 2), torch.zeros(1, 2))
-    _, new = neuron_step(torch.ones(1, 2), state, p)
+    _, new = step(torch.ones(1, 2), state, p)
     assert torch.equal(state.v, torch.zeros(1, 2)) and torch.all(new.v > 0)

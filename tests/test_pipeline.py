@@ -10,22 +10,20 @@ import sys
 import pytest
 from conftest import REPO
 
-from neurocompile.errors import InputDataError
-from neurocompile.pipeline import Pipeline, PipelineConfig
+from neurocompile.errors import ConfigError, InputDataError
+from neurocompile.pipeline import EnergyStage, Pipeline, PipelineConfig, SimulateStage
 
 TINY = """
-[run]
-seed = 1
-
 [train]
 optimizer = "adam"
 lr = 5e-3
-hidden = 24
 epochs = 3
-steps = 10
+seed = 1
+model_kwargs = { n_hidden = 24 }
+dataset_kwargs = { steps = 10 }
 
 [simulate]
-lava_samples = 3
+verify_samples = 3
 """
 
 RUN_FILES = ("config.json", "model.nir", "pruned.nir", "quantized.nir", "artifact/graph.nir",
@@ -51,17 +49,17 @@ def test_tiny_pipeline_writes_every_artifact_and_reruns_from_a_stage(tmp_path, l
     for name in RUN_FILES:
         assert (run / name).exists(), name
     summary = json.loads((run / "summary.json").read_text())
-    lava = summary["simulate"]["lava"]
-    assert lava["samples"] == 3
+    lava = summary["simulate"]["crosscheck"]
+    assert lava["target"] == "lava" and lava["samples"] == 3
     assert lava["fixed"]["all_identical"] is True
     assert lava["float"]["class_agreement"] == 1.0
-    assert summary["checks"]["lava_fixed_point_identical_to_reference"] is True
+    assert summary["checks"]["crosscheck_fixed_point_identical_to_reference"] is True
     assert summary["simulate"]["spikes_per_sample"]["quantized"] > 10  # not a silent network
     assert set(summary["energy_per_inference_J"]) >= {"loihi", "loihi2", "truenorth", "cmos45"}
 
     # rerun from the quantize stage: earlier files are read, not rewritten
     model_mtime = (run / "model.nir").stat().st_mtime_ns
-    out = run_cli([str(config), "--out", str(run), "--from", "quantize", "--lava-samples", "0"],
+    out = run_cli([str(config), "--out", str(run), "--from", "quantize", "--verify-samples", "0"],
                   lava_python_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert (run / "model.nir").stat().st_mtime_ns == model_mtime
@@ -77,26 +75,38 @@ def test_rerun_without_earlier_stage_names_missing_file(tmp_path):
 
 def test_config_errors_name_file_and_key(tmp_path):
     bad = tmp_path / "bad.toml"
-    bad.write_text("[train]\nepochz = 3\n")
-    with pytest.raises(InputDataError, match="bad.toml: unknown key 'epochz' in \\[train\\]"):
-        PipelineConfig.from_toml(bad)
-    bad.write_text("[tarin]\nepochs = 3\n")
-    with pytest.raises(InputDataError, match="unknown table \\[tarin\\]"):
-        PipelineConfig.from_toml(bad)
-    bad.write_text("[train\n")
-    with pytest.raises(InputDataError, match="not valid TOML"):
-        PipelineConfig.from_toml(bad)
-    bad.write_text('[train]\nepochs = "three"\n')
-    with pytest.raises(InputDataError, match=r"\[train\] epochs = 'three' should be int"):
-        PipelineConfig.from_toml(bad)
-    bad.write_text("[prune]\nsparsity = 1.5\n")
-    with pytest.raises(InputDataError, match=r"prune.sparsity must be in \[0, 1\), got 1.5"):
-        Pipeline(PipelineConfig.from_toml(bad))
+    for text, message in [
+            ("[train]\nepochz = 3\n", r"bad.toml: train: unknown key 'epochz'; known: model,"),
+            ("[tarin]\nepochs = 3\n", r"bad.toml: unknown key 'tarin'; known: out_dir, train"),
+            ("[train\n", r"bad.toml: not valid TOML"),
+            ('[train]\nepochs = "three"\n', r"bad.toml: train.epochs: must be an integer, got "
+                                            r"'three'"),
+            ("[prune]\nsparsity = 1.5\n", r"bad.toml: prune.sparsity: must be < 1, got 1.5"),
+            ("[simulate]\nverify_samples = nan\n", r"verify_samples: must be an integer"),
+            ("[quantize]\nbits = 9\n", r"quantize.bits: must be <= 8, got 9")]:
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            PipelineConfig.from_toml(bad)
+
+
+def test_a_table_overrides_only_the_keys_it_names(tmp_path):
+    path = tmp_path / "part.toml"
+    path.write_text("[train]\nepochs = 2\n")
+    cfg = PipelineConfig.from_toml(path)
+    default = PipelineConfig()
+    assert cfg.train.epochs == 2 and cfg.train.optimizer == default.train.optimizer == "adabreg"
+    assert cfg.train.model_kwargs == default.train.model_kwargs
+    assert cfg.simulate == default.simulate
 
 
 def test_rerun_removes_outputs_of_later_stages(tmp_path):
-    cfg = PipelineConfig(out_dir=str(tmp_path / "run"), hidden=16, epochs=2, steps=8,
-                         optimizer="adam", lr=5e-3, lava_samples=0, hardware=["loihi", "cmos45"])
+    from neurocompile.config import replace
+
+    train = replace(PipelineConfig().train, "test", model_kwargs={"n_hidden": 16}, epochs=2,
+                    dataset_kwargs={"steps": 8}, optimizer="adam", lr=5e-3)
+    cfg = PipelineConfig(out_dir=str(tmp_path / "run"), train=train,
+                         simulate=SimulateStage(verify_samples=0),
+                         energy=EnergyStage(hardware=["loihi", "cmos45"]))
     pipe = Pipeline(cfg, console=None)
     pipe.console.quiet = True
     first = pipe.run("train", "energy")
@@ -117,7 +127,7 @@ def test_default_pipeline_meets_its_promises(tmp_path, lava_python_path):
     out = run_cli(["--out", str(tmp_path / "run")], lava_python_path)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["checks"] == {"lava_fixed_point_identical_to_reference": True,
+    assert summary["checks"] == {"crosscheck_fixed_point_identical_to_reference": True,
                                  "accuracy_within_2_points_after_prune_and_quantize": True,
                                  "nonzero_parameters_at_most_half_of_dense": True}
     assert summary["simulate"]["accuracy"]["float"] >= 0.9

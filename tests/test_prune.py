@@ -8,12 +8,13 @@ import nir
 import numpy as np
 import pytest
 
+from neurocompile.analysis import record_activity
 from neurocompile.cli.main import main
 from neurocompile.errors import InputDataError, UnsupportedError
 from neurocompile.ir.io import load_graph, save_graph, save_spikes
+from neurocompile.passes import get_pass, passes
 from neurocompile.passes.prune import activity_prune, magnitude_prune, remove_dead_neurons
-from neurocompile.targets.calibrate import PRUNE_METHODS, get_prune_method
-from neurocompile.targets.reference import record_activity, simulate
+from neurocompile.targets.reference import simulate
 
 
 def net(seed: int = 0, n_in: int = 12, n_h: int = 10, n_out: int = 3, rec: bool = True,
@@ -110,8 +111,8 @@ def test_bad_requests_raise():
         remove_dead_neurons(g, {"input": x})
     with pytest.raises(InputDataError, match=r"no entry for node\(s\) \['lif1'"):
         remove_dead_neurons(g, {"__samples_steps__": np.asarray(5)})
-    with pytest.raises(UnsupportedError, match="unknown pruning method 'random'"):
-        get_prune_method("random")
+    with pytest.raises(UnsupportedError, match="unknown prune method 'random'"):
+        get_pass("random", "prune")
 
 
 def test_activity_prune_removes_synapses_of_silent_inputs_first():
@@ -177,13 +178,16 @@ def test_prune_command(tmp_path, capsys, monkeypatch):
           str(tmp_path / "cal.npz"), "-o", str(tmp_path / "d.nir")])
     assert load_graph(tmp_path / "d.nir").nodes["lif1"].tau.shape == (9,)
     capsys.readouterr()
-    for args, msg in [(["--sparsity", "1.2"], "error: sparsity must be in [0, 1)"),
-                      (["--sparsity", "0.5", "--method", "random"], "error: unknown pruning"),
-                      (["--method", "dead"], "error: --method dead needs --calibration")]:
+    for args, msg in [(["--sparsity", "1.2"], "error: --method magnitude: sparsity: must be < 1, got 1.2"),
+                      (["--sparsity", "0.5", "--method", "random"],
+                       "error: unknown prune method 'random'; known: magnitude, activity"),
+                      (["--method", "dead"], "error: prune method 'dead' needs calibration data"),
+                      (["--method", "magnitude", "--sparsity", "0.5", "--criterion", "rate"],
+                       "error: option --criterion does not apply to --method magnitude")]:
         with pytest.raises(SystemExit) as exc:
             main(["prune", str(tmp_path / "g.nir"), *args, "-o", str(tmp_path / "x.nir")])
         assert exc.value.code == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith(msg) and "\n" not in err
     assert not (tmp_path / "x.nir").exists()
-    assert set(PRUNE_METHODS) >= {"magnitude", "activity", "dead"}
+    assert set(passes("prune")) >= {"magnitude", "activity", "dead"}

@@ -11,13 +11,13 @@ import pytest
 from neurocompile.cli.main import main
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir.io import load_graph, save_graph
-from neurocompile.ir.semantics import neuron_step
+from neurocompile.passes import get_pass
 from neurocompile.passes.quantize import (
-    get_quantize_scheme,
     loihi_effective_weights,
     quantize_int8,
     quantize_loihi,
 )
+from neurocompile.semantics import discretise
 from neurocompile.targets.reference import simulate
 
 
@@ -78,12 +78,12 @@ def test_loihi_weights_within_half_step_and_integers_in_range(cuba, rec):
         assert np.array_equal(m, np.rint(m)) and m.min() >= -128 and m.max() <= 127
         e = q.nodes[syn].metadata["loihi.weight_exp"]
         S = q.nodes[post].metadata["loihi.state_scale"]
-        gain = neuron_step(post, g.nodes[post], dt).gain
+        gain = discretise(post, g.nodes[post], dt).gain
         effective = gain[:, None] * np.asarray(g.nodes[syn].weight)
         step = 2.0 ** (6 + e) / S
         assert np.all(np.abs(loihi_effective_weights(q, syn) - effective) <= step / 2 + 1e-12)
         # the float fields hold the dequantized model: gain' * m is the effective weight
-        gain_q = neuron_step(post, q.nodes[post], dt).gain
+        gain_q = discretise(post, q.nodes[post], dt).gain
         np.testing.assert_allclose(gain_q[:, None] * m, loihi_effective_weights(q, syn))
     # lif2: tau 20 ms -> dv = rint(4096 * 0.05) = 205, du = 4095 (LIF has no synaptic filter)
     meta = q.nodes["lif2"].metadata
@@ -122,7 +122,7 @@ def test_affine_bias_folds_exactly_into_lif_and_fails_for_cuba():
     assert np.all(np.asarray(q.nodes["fc1"].bias) == 0)
     meta = q.nodes["lif1"].metadata
     eff = np.asarray(meta["loihi.bias_mant"]) * 2.0 ** np.asarray(meta["loihi.bias_exp"])
-    gain = neuron_step("lif1", g.nodes["lif1"], 1e-3).gain
+    gain = discretise("lif1", g.nodes["lif1"], 1e-3).gain
     np.testing.assert_allclose(eff, gain * 0.05 * meta["loihi.state_scale"], atol=0.5 * eff.max()
                                / 4095 + 0.5)
     with pytest.raises(UnsupportedError, match=r"'fc1'.*Affine bias must be 0"):
@@ -166,8 +166,8 @@ def test_unrepresentable_values_raise_naming_node_parameter_and_range():
 
 
 def test_bad_options_raise():
-    with pytest.raises(UnsupportedError, match="unknown quantization scheme 'fp4'"):
-        get_quantize_scheme("fp4")
+    with pytest.raises(UnsupportedError, match="unknown quantize method 'fp4'"):
+        get_pass("fp4", "quantize")
     with pytest.raises(UnsupportedError, match=r"bits .*\[2, 8\]"):
         quantize_loihi(net(), bits=9)
     with pytest.raises(UnsupportedError, match=r"bits .*\[2, 8\]"):
@@ -195,5 +195,5 @@ def test_quantize_command(tmp_path, capsys, monkeypatch):
         main(["quantize", str(tmp_path / "g.nir"), "--scheme", "fp4", "-o", str(tmp_path / "x.nir")])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: unknown quantization scheme") and "\n" not in err
+    assert err.startswith("error: unknown quantize method 'fp4'; known: int8, loihi") and "\n" not in err
     assert not (tmp_path / "x.nir").exists()

@@ -96,7 +96,7 @@ def test_conv_matches_direct_loop():
     w = rng.normal(size=(4, 2, 3, 3))
     conv = nir.Conv2d(input_shape=(6, 7), weight=w, stride=(2, 1), padding=(1, 0), dilation=1,
                       groups=2, bias=rng.normal(size=4))
-    from neurocompile.targets.numpy_ops import conv as conv_op
+    from neurocompile.semantics.stateless import conv as conv_op
 
     x = rng.normal(size=(2, 4, 6, 7))
     y = conv_op(conv, x)

@@ -8,7 +8,7 @@ import click
 import nir
 
 from neurocompile.ir.io import load_graph
-from neurocompile.ir.semantics import dt_fallback_warning
+from neurocompile.semantics.float import dt_fallback_warning
 
 
 def load_graph_warn_dt(path: Path, dt: float | None = None) -> nir.NIRGraph:

@@ -88,12 +88,9 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     from neurocompile.targets import get_target
 
     backend = get_target(target)
-    graph_options = {"dt": dt, "fixed_point": fixed_point}
-    load_artifact = getattr(backend, "load_artifact", None)
+    graph_options = {"dt": dt, "fixed_point": True if fixed_point else None}
     if model.is_dir():
-        if load_artifact is None:
-            raise InputDataError(f"{model}: target {target!r} runs NIR files, not artifact directories")
-        artifact = load_artifact(model, graph_options)
+        artifact = backend.load_artifact(model, graph_options)
     else:
         artifact = backend.compile(load_graph_warn_dt(model, dt), graph_options)
     inputs = load_spikes(input_path)
@@ -124,9 +121,12 @@ def targets_cmd() -> None:
 
     table = Table(title="targets")
     table.add_column("name")
+    table.add_column("ready")
     table.add_column("description")
-    for name, desc in available_targets().items():
-        table.add_row(name, desc)
+    for name, info in available_targets().items():
+        missing = info["missing"]
+        table.add_row(name, "yes" if not missing else "needs " + ", ".join(missing),
+                      str(info["description"]))
     console.print(table)
 
 
@@ -167,7 +167,7 @@ def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
     """Run a graph and its pruned/quantized version on the same inputs; print how they agree.
 
     A Loihi-quantized second graph runs in fixed point (its non-spiking readouts rescaled)."""
-    from neurocompile.targets.compare import compare
+    from neurocompile.analysis import compare
 
     labels = None
     if labels_path is not None:

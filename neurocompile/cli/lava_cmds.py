@@ -50,25 +50,25 @@ def resource_table(resources: dict) -> Table:
               help="Lower for Lava's bit-accurate fixed_pt models (graph quantized with the "
                    "Loihi scheme).")
 @click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph's).")
-@click.option("--chips", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Number of Loihi 2 chips the graph may use.")
+@click.option("--chips", type=click.IntRange(min=1), default=None,
+              help="Number of Loihi 2 chips the graph may use (default 1).")
 @click.option("--weight-bits", type=click.IntRange(min=1, max=8), default=None,
               help="Weight precision of a float graph for the memory estimate (default 8).")
-@click.option("--sparse", type=click.Choice(["auto", "dense", "sparse"]), default="auto",
-              show_default=True, help="Lava connection process: Sparse when pruned (auto).")
+@click.option("--sparse", type=click.Choice(["auto", "dense", "sparse"]), default=None,
+              help="Lava connection process: Sparse when pruned (default auto).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: float | None,
-                chips: int, weight_bits: int | None, sparse: str, as_json: bool) -> None:
+                chips: int | None, weight_bits: int | None, sparse: str | None,
+                as_json: bool) -> None:
     """Compile a NIR graph for a target and write an artifact directory (graph + manifest)."""
     from neurocompile.cli.common import load_graph_warn_dt
     from neurocompile.targets import get_target
     from neurocompile.targets.artifact import read_manifest, write_artifact
 
     backend = get_target(target)
-    options = {"dt": dt, "fixed_point": fixed_point, "chips": chips, "weight_bits": weight_bits,
-               "sparse": sparse}
-    artifact = backend.compile(load_graph_warn_dt(model, dt), {k: v for k, v in options.items()
-                                                   if v is not None})
+    options = {"dt": dt, "fixed_point": fixed_point or None, "chips": chips,
+               "weight_bits": weight_bits, "sparse": sparse}
+    artifact = backend.compile(load_graph_warn_dt(model, dt), options)
     write_artifact(artifact, out_dir)
     manifest = read_manifest(out_dir)
     if as_json:

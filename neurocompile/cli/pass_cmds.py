@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from neurocompile.ir.io import load_graph, load_spikes, save_graph, write_text
+from neurocompile.ir.io import load_spikes, save_graph, write_text
 
 
 def report_table(report) -> Table:
@@ -48,65 +48,60 @@ def _finish(graph, report, output: Path, json_path: Path | None) -> None:
     console.print(f"wrote {output}")
 
 
-@click.command("prune")
-@click.argument("graph_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--sparsity", "--target-sparsity", "sparsity", type=float, default=None,
-              help="Target fraction of zero weights, in [0, 1).")
-@click.option("--method", default="magnitude", show_default=True,
-              help="Pruning method: magnitude, activity, dead, lnp (neurocompile.targets."
-                   "calibrate.PRUNE_METHODS).")
-@click.option("--threshold", type=float, default=None,
-              help="magnitude: zero every |w| below this instead of a sparsity.")
-@click.option("--scope", default="layer", show_default=True,
-              help="layer: sparsity per weighted node; global: over all weights together.")
-@click.option("--calibration", "calibration_path", default=None,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Calibration inputs (.npz keyed by Input node name, or NIR data) for "
-                   "activity and dead.")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="Calibration steps (default: input length).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the pruned NIR graph.")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the report as JSON.")
-def prune_cmd(graph_path: Path, sparsity: float | None, method: str, threshold: float | None,
-              scope: str, calibration_path: Path | None, steps: int | None, output: Path,
-              json_path: Path | None) -> None:
-    """Prune a NIR graph's weights or dead neurons; print the per-node report."""
-    from neurocompile.errors import UnsupportedError
-    from neurocompile.passes.prune import check_sparsity
-    from neurocompile.targets.calibrate import PruneOptions, get_prune_method
+def _pass_command(kind: str, selector: str, default: str | None, doc: str) -> click.Command:
+    """A command running any registered pass of `kind`; its options come from the passes'
+    Options dataclasses (neurocompile.passes.PASSES)."""
+    from neurocompile import config
+    from neurocompile.passes import passes
 
-    run = get_prune_method(method)
-    if sparsity is not None:
-        check_sparsity(sparsity)
-    if method == "magnitude" and sparsity is None and threshold is None:
-        raise UnsupportedError("--method magnitude needs --sparsity or --threshold")
-    graph = load_graph(graph_path)
-    calibration = load_spikes(calibration_path) if calibration_path is not None else None
-    options = PruneOptions(sparsity=sparsity, threshold=threshold, scope=scope,
-                           calibration=calibration, steps=steps)
-    new_graph, report = run(graph, options)
-    _finish(new_graph, report, output, json_path)
+    specs = passes(kind)
+    classes = {name: spec.Options for name, spec in specs.items()}
+    union = config.union_options(classes, f"--{selector}")
+
+    @click.command(kind, help=doc)
+    @click.argument("graph_path", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option(f"--{selector}", "method", metavar="|".join(specs),
+                  default=default, required=default is None, show_default=True,
+                  help=f"{kind.capitalize()} pass: " + "; ".join(
+                      f"{n}: {s.summary}" for n, s in specs.items()))
+    @union
+    @click.option("--calibration", "calibration_path", default=None,
+                  type=click.Path(dir_okay=False, path_type=Path),
+                  help="Calibration inputs (.npz keyed by Input node name, or NIR data) for "
+                       "the passes that need activity.")
+    @click.option("--steps", type=click.IntRange(min=1), default=None,
+                  help="Calibration steps (default: input length).")
+    @click.option("--dt", type=float, default=None,
+                  help="Time step in seconds (default: the graph's, else 1 ms).")
+    @click.option("-o", "--output", required=True,
+                  type=click.Path(dir_okay=False, path_type=Path),
+                  help="Where to write the new NIR graph.")
+    @click.option("--json", "json_path", default=None,
+                  type=click.Path(dir_okay=False, path_type=Path),
+                  help="Also write the report as JSON.")
+    def command(graph_path: Path, method: str, calibration_path: Path | None, steps: int | None,
+                dt: float | None, output: Path, json_path: Path | None, **kwargs) -> None:
+        from neurocompile.analysis import run_pass
+        from neurocompile.cli.common import load_graph_warn_dt
+        from neurocompile.passes import get_pass
+
+        get_pass(method, kind)  # an unknown name: one line listing the known ones
+        options = config.union_values(classes, method, kwargs, f"--{selector}", union.names)
+        graph = load_graph_warn_dt(graph_path, dt)
+        if dt is not None:
+            graph.metadata = {**(graph.metadata or {}), "dt": float(dt)}
+        calibration = load_spikes(calibration_path) if calibration_path is not None else None
+        new_graph, report = run_pass(method, graph, options, calibration=calibration,
+                                     steps=steps, kind=kind)
+        _finish(new_graph, report, output, json_path)
+
+    return command
 
 
-@click.command("quantize")
-@click.argument("graph_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scheme", required=True,
-              help="loihi (fixed point, Lava bit-accurate) or int8 (symmetric per layer).")
-@click.option("--bits", type=int, default=8, show_default=True, help="Weight bits, 2..8.")
-@click.option("--clip", is_flag=True,
-              help="Clip values Loihi cannot represent instead of failing.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the quantized NIR graph.")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write the report as JSON.")
-def quantize_cmd(graph_path: Path, scheme: str, bits: int, clip: bool, output: Path,
-                 json_path: Path | None) -> None:
-    """Quantize a NIR graph's weights (and, for loihi, neuron parameters); print the report."""
-    from neurocompile.passes.quantize import get_quantize_scheme
-
-    run = get_quantize_scheme(scheme)
-    graph = load_graph(graph_path)
-    new_graph, report = run(graph, bits=bits, clip=clip)
-    _finish(new_graph, report, output, json_path)
+prune_cmd = _pass_command(
+    "prune", "method", "magnitude",
+    "Prune a NIR graph's weights or neurons with a registered pass; print the per-node report.")
+quantize_cmd = _pass_command(
+    "quantize", "scheme", None,
+    "Quantize a NIR graph (loihi: fixed point, Lava bit-accurate; int8: symmetric per layer); "
+    "print the per-node report.")

@@ -19,20 +19,24 @@ from neurocompile.pipeline import STAGES
 @click.option("--to", "stop", type=click.Choice(STAGES), default="energy", show_default=True,
               help="Last stage to run.")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override training epochs.")
-@click.option("--lava-samples", type=click.IntRange(min=0), default=None,
-              help="Test samples also run on Lava (0: skip Lava).")
+@click.option("--verify-samples", type=click.IntRange(min=0), default=None,
+              help="Test samples cross-checked on the verify target, Lava by default "
+                   "(0: skip).")
 def pipeline_cmd(config: Path | None, out_dir: Path | None, start: str, stop: str,
-                 epochs: int | None, lava_samples: int | None) -> None:
+                 epochs: int | None, verify_samples: int | None) -> None:
     """Train (AdaBreg + spike-count loss) on the bundled digits task, prune, quantize to Loihi
     fixed point, compile for Loihi 2, simulate (reference + Lava) and report energy."""
+    import dataclasses
+
     from neurocompile.pipeline import Pipeline, PipelineConfig
 
     cfg = PipelineConfig.from_toml(config) if config is not None else PipelineConfig()
-    overrides = {"out_dir": str(out_dir) if out_dir else None, "epochs": epochs,
-                 "lava_samples": lava_samples}
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(cfg, key, value)
+    if out_dir is not None:
+        cfg.out_dir = str(out_dir)
+    if epochs is not None:
+        cfg.train = dataclasses.replace(cfg.train, epochs=epochs)
+    if verify_samples is not None:
+        cfg.simulate = dataclasses.replace(cfg.simulate, verify_samples=verify_samples)
     pipe = Pipeline(cfg)
     summary = pipe.run(start, stop)
     pipe.console.print_json(json.dumps({k: summary[k] for k in (

@@ -14,13 +14,13 @@ Counts come from a run's counters (`RunResult`, reference or Lava) plus the grap
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import nir
 import numpy as np
 
 from neurocompile.errors import InputDataError
+from neurocompile.ir.analysis import connections, fan_out
 from neurocompile.ir.graph import (
     LATCHED_TYPES,
     NEURON_TYPES,
@@ -31,7 +31,6 @@ from neurocompile.ir.graph import (
     type_name,
 )
 from neurocompile.ir.shapes import infer_shapes
-from neurocompile.targets import numpy_ops
 from neurocompile.targets.base import RunResult
 
 # Nodes whose weights count towards connection sparsity (as NeuroBench: Linear and Conv weights).
@@ -45,15 +44,7 @@ def _size(shape: tuple[int, ...] | None) -> int:
 
 def dense_connections(node: nir.NIRNode, in_shape: tuple[int, ...]) -> int:
     """Connections of a synaptic node counting zero weights: the MACs of one dense pass."""
-    if isinstance(node, (nir.Affine, nir.Linear)):
-        return int(np.size(node.weight))
-    if isinstance(node, nir.Scale):
-        return _size(in_shape)
-    if isinstance(node, (nir.Conv1d, nir.Conv2d)):
-        ones = copy.copy(node)
-        ones.weight = np.ones_like(np.asarray(node.weight, dtype=np.float64))
-        return int(numpy_ops.fan_out(ones, in_shape).sum())
-    return int(numpy_ops.fan_out(node, in_shape).sum())  # pools: window positions
+    return connections(node, in_shape)
 
 
 def count_activity(graph: nir.NIRGraph, result: RunResult) -> dict[str, Any]:
@@ -93,7 +84,7 @@ def count_activity(graph: nir.NIRGraph, result: RunResult) -> dict[str, Any]:
             entry["connection_sparsity"] = 1.0 - entry["nonzero_weights"] / max(1, w.size)
         if isinstance(node, SYNAPTIC_TYPES):
             entry["connections"] = dense
-            entry["nonzero_connections"] = int(numpy_ops.fan_out(node, in_shapes[name]).sum())
+            entry["nonzero_connections"] = int(fan_out(node, in_shapes[name]).sum())
             entry["fan_in"] = _size(in_shapes[name])
         if isinstance(node, SPIKING_TYPES) or isinstance(node, nir.Input):
             slots = neurons * steps * batch

@@ -74,14 +74,20 @@ def _layers(activity: dict[str, Any], graph_preds: dict[str, list[str]]) -> dict
 
 
 def estimate_resources(activity: dict[str, Any], hw: dict[str, Any],
-                       graph_preds: dict[str, list[str]], weight_bits: int | None = None
-                       ) -> dict[str, Any]:
-    """Cores and synaptic memory per layer if each layer gets cores of its own (no sharing)."""
+                       graph_preds: dict[str, list[str]],
+                       weight_bits: int | dict[str, int] | None = None) -> dict[str, Any]:
+    """Cores and synaptic memory per layer if each layer gets cores of its own (no sharing).
+
+    weight_bits: one precision for every synapse, or per synapse node (a quantized graph's
+    own widths); synapses not listed get the hardware's storage precision.
+    """
     nodes = activity["nodes"]
     per_core_neurons = hw_get(hw, "core.neurons")
     mem_bits = hw_get(hw, "core.synaptic_memory_bits")
     axons = hw_get(hw, "core.fan_in_axons")
-    bits = int(weight_bits or hw_get(hw, "precision.synapse_storage_bits")
+    per_node = weight_bits if isinstance(weight_bits, dict) else {}
+    bits = int((weight_bits if isinstance(weight_bits, int) else None)
+               or hw_get(hw, "precision.synapse_storage_bits")
                or hw_get(hw, "precision.weight_bits_max") or 8)
     layers: dict[str, dict[str, Any]] = {}
     notes: list[str] = []
@@ -89,7 +95,7 @@ def estimate_resources(activity: dict[str, Any], hw: dict[str, Any],
         neurons = nodes[layer]["neurons"] if nodes[layer]["role"] == "neuron" else 0
         synapses = sum(nodes[s].get("nonzero_connections", 0) for s in syn)
         fan_in = sum(nodes[s].get("fan_in", 0) for s in syn)
-        memory = synapses * bits
+        memory = sum(nodes[s].get("nonzero_connections", 0) * per_node.get(s, bits) for s in syn)
         if per_core_neurons is None:
             cores = None
         else:
@@ -107,9 +113,10 @@ def estimate_resources(activity: dict[str, Any], hw: dict[str, Any],
     cores_total = sum(used) if used else None
     chip_cores = hw_get(hw, "chip.cores")
     out: dict[str, Any] = {
-        "method": f"estimate: each layer on cores of its own; {bits}-bit weights; "
-                  "synapses = non-zero connections",
-        "weight_bits": bits,
+        "method": "estimate: each layer on cores of its own; "
+                  + ("per-synapse weight bits of the quantized graph" if per_node
+                     else f"{bits}-bit weights") + "; synapses = non-zero connections",
+        "weight_bits": dict(per_node) if per_node else bits,
         "cores": cores_total,
         "chips": math.ceil(cores_total / chip_cores) if cores_total and chip_cores else None,
         "limits": {"core.neurons": per_core_neurons, "core.synaptic_memory_bits": mem_bits,
@@ -217,7 +224,7 @@ def estimate_latency(activity: dict[str, Any], hw: dict[str, Any],
 
 def evaluate_hardware(activity: dict[str, Any], hw: dict[str, Any] | str,
                       graph_preds: dict[str, list[str]], mapping: Any = None,
-                      weight_bits: int | None = None) -> dict[str, Any]:
+                      weight_bits: int | dict[str, int] | None = None) -> dict[str, Any]:
     """Energy, latency and resources of one run on one hardware description."""
     if isinstance(hw, str):
         hw = load_hardware(hw)

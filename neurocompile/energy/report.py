@@ -12,6 +12,7 @@ from neurocompile.energy.counts import count_activity
 from neurocompile.energy.model import evaluate_hardware
 from neurocompile.ir.graph import predecessors
 from neurocompile.ir.io import write_text
+from neurocompile.semantics import loihi
 from neurocompile.targets.base import RunResult
 from neurocompile.targets.hardware import load_hardware
 
@@ -38,21 +39,20 @@ DEFINITIONS = {
 def build_report(graph: nir.NIRGraph, result: RunResult,
                  hardware: tuple[str, ...] | list[str] = DEFAULT_HARDWARE,
                  mapping: dict[str, Any] | None = None, source: str | None = None,
-                 weight_bits: int | None = None) -> dict[str, Any]:
+                 weight_bits: int | dict[str, int] | None = None) -> dict[str, Any]:
     """Counts, energy, latency and resources of `result` (a run of `graph`) on each hardware.
 
     mapping: an optional resource map from a compiler (per-core info); it is summarised for the
-    hardware named by its "hardware" (or "target") key, default "loihi2".
+    hardware named by its "hardware" key, or the hardware of the target named by "target".
+    weight_bits: default, each synapse's own width in a Loihi-quantized graph.
     """
     activity = count_activity(graph, result)
     preds = predecessors(graph)
-    if weight_bits is None and "loihi.num_weight_bits" in graph.metadata:
-        weight_bits = int(graph.metadata["loihi.num_weight_bits"])
+    if weight_bits is None and loihi.is_quantized(graph):
+        weight_bits = {n: s.bits for n, s in loihi.read_graph(graph).synapses.items()}
     mapped_hw = None
     if mapping is not None:
-        mapped_hw = str(mapping.get("hardware", mapping.get("target", "loihi2"))) \
-            if isinstance(mapping, dict) else "loihi2"
-        mapped_hw = "loihi2" if mapped_hw == "lava" else mapped_hw
+        mapped_hw = _mapped_hardware(mapping)
     per_hw = {}
     for name in hardware:
         hw = load_hardware(name)
@@ -70,6 +70,19 @@ def build_report(graph: nir.NIRGraph, result: RunResult,
         "nodes": activity["nodes"],
         "hardware": per_hw,
     }
+
+
+def _mapped_hardware(mapping: Any) -> str:
+    """The hardware a resource map describes: its "hardware" key, else its target's."""
+    if isinstance(mapping, dict) and mapping.get("hardware"):
+        return str(mapping["hardware"])
+    if isinstance(mapping, dict) and mapping.get("target"):
+        from neurocompile.targets import target_class
+
+        hw = target_class(str(mapping["target"])).hardware
+        if hw:
+            return hw
+    return "loihi2"
 
 
 def _jsonable(obj: Any) -> Any:

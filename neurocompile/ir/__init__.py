@@ -1,22 +1,18 @@
-"""NIR core: read, validate and write graphs; shapes; the continuous-to-discrete mapping.
+"""NIR core: read, validate and write graphs; shapes; graph structure and analyses.
 
-Needs numpy, nir and h5py only (no torch), so the Lava environment can import it.
+Needs numpy, nir and h5py only (no torch), so the Lava environment can import it. The
+discrete-time contract built on it is `neurocompile.semantics`.
 """
 
 from neurocompile.ir.io import load_graph, load_spikes, save_graph, save_spikes
-from neurocompile.ir.semantics import DEFAULT_DT, NeuronStep, graph_dt, neuron_step
 from neurocompile.ir.shapes import infer_shapes
 from neurocompile.ir.validate import check_graph, validate
 
 __all__ = [
-    "DEFAULT_DT",
-    "NeuronStep",
     "check_graph",
-    "graph_dt",
     "infer_shapes",
     "load_graph",
     "load_spikes",
-    "neuron_step",
     "save_graph",
     "save_spikes",
     "validate",

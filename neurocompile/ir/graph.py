@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import nir
+import numpy as np
 
 # Nodes that hold state and read their input one step late (or d steps late, Delay):
 # they break cycles, so a recurrent edge must pass through one of them.
@@ -125,8 +126,13 @@ def has_cycle(graph: nir.NIRGraph) -> bool:
 
 
 def quantization_scheme(graph: nir.NIRGraph) -> str | None:
-    """graph.metadata["quantization"] as text ("loihi", "int8"), or None if not quantized."""
+    """graph.metadata["quantization"] as text ("loihi", "int8"), or None if not quantized.
+
+    The one reading of that key (HDF5 round trips give bytes or 0-d/1-element arrays).
+    """
     scheme = (getattr(graph, "metadata", None) or {}).get("quantization")
+    if isinstance(scheme, np.ndarray):
+        scheme = scheme.reshape(-1)[0] if scheme.size == 1 else None
     if isinstance(scheme, bytes):
-        scheme = scheme.decode()
+        scheme = scheme.decode(errors="replace")
     return None if scheme is None else str(scheme)

@@ -24,14 +24,14 @@ from neurocompile.models.neurons import (
     NeuronLayer,
     NeuronState,
     StepParams,
-    discretise,
-    neuron_step,
     spike,
+    step,
+    torch_step_params,
 )
 
 __all__ = [
     "IF", "LI", "LIF", "MODEL_NAMES", "READOUT", "RSNN", "SNN", "Affine", "Conv2d", "ConvSNN",
     "CubaLI", "CubaLIF", "FeedForwardSNN", "HeteroRSNN", "NeuronLayer", "NeuronState",
-    "StepParams", "SumPool2d", "build_model", "classify", "discretise", "neuron_step", "shift",
-    "spike",
+    "StepParams", "SumPool2d", "build_model", "classify", "torch_step_params", "shift", "spike",
+    "step",
 ]

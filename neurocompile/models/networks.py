@@ -19,6 +19,7 @@ from torch import nn
 
 from neurocompile.errors import UnsupportedError
 from neurocompile.models.neurons import LI, LIF, CubaLIF, NeuronLayer, zero_state
+from neurocompile.semantics.inverse import neuron_node
 
 MODEL_NAMES = ("ff", "rsnn", "hrsnn", "conv")
 READOUT = "mean_membrane"
@@ -90,15 +91,25 @@ def _reject_sparse_backward(model: str, sparse_backward: bool, b_th: float | Non
 
 def _hidden_neuron(kind: str, n: int | tuple[int, ...], dt: float, tau_mem, tau_syn,
                    v_threshold: float, learn: Sequence[str] = ()) -> NeuronLayer:
-    """A hidden spiking population with unit input gain (r = tau_mem/dt, w_in = tau_syn/dt)."""
-    tau_mem = torch.as_tensor(tau_mem, dtype=torch.float64)
-    tau_syn = torch.as_tensor(tau_syn, dtype=torch.float64)
+    """A hidden spiking population with unit input gain (semantics.inverse.neuron_node)."""
+    size = int(np.prod(n))
     if kind == "lif":
-        return LIF(n, dt, tau=tau_mem, r=tau_mem / dt, v_threshold=v_threshold, learn=learn)
+        node = neuron_node("LIF", dt=dt, n=size, tau_mem=tau_mem, v_threshold=v_threshold)
+        return LIF(n, dt, tau=_pop(node.tau, n), r=_pop(node.r, n), v_threshold=v_threshold,
+                   learn=learn)
     if kind == "cubalif":
-        return CubaLIF(n, dt, tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt,
-                       w_in=tau_syn / dt, v_threshold=v_threshold, learn=learn)
+        node = neuron_node("CubaLIF", dt=dt, n=size, tau_mem=tau_mem, tau_syn=tau_syn,
+                           v_threshold=v_threshold)
+        return CubaLIF(n, dt, tau_syn=_pop(node.tau_syn, n), tau_mem=_pop(node.tau_mem, n),
+                       r=_pop(node.r, n), w_in=_pop(node.w_in, n), v_threshold=v_threshold,
+                       learn=learn)
     raise ValueError(f"neuron must be 'lif' or 'cubalif', got {kind!r}")
+
+
+def _pop(values: np.ndarray, shape: int | tuple[int, ...]) -> torch.Tensor:
+    """A flat per-neuron array as a float64 tensor of the population's shape."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return torch.as_tensor(np.asarray(values, np.float64).reshape(shape))
 
 
 class SNN(nn.Module):
@@ -292,8 +303,10 @@ class HeteroRSNN(RSNN):
 
         tau_mem, tau_syn = spread(c["tau_mem"]), spread(c["tau_syn"])
         tau_mem, tau_syn = tau_mem.clamp(min=self._tau_min), tau_syn.clamp(min=self._tau_min)
-        layer = CubaLIF(n, c["dt"], tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / c["dt"],
-                        w_in=tau_syn / c["dt"], v_threshold=c["v_threshold"],
+        node = neuron_node("CubaLIF", dt=c["dt"], tau_mem=tau_mem.numpy(),
+                           tau_syn=tau_syn.numpy(), v_threshold=c["v_threshold"])
+        layer = CubaLIF(n, c["dt"], tau_syn=tau_syn, tau_mem=tau_mem, r=_pop(node.r, n),
+                        w_in=_pop(node.w_in, n), v_threshold=c["v_threshold"],
                         learn=("tau_mem", "tau_syn"), tau_min=self._tau_min)
         # Units fixed by the config (not the random draw), so rebuilt models match.
         layer.tau_units = {"tau_mem": _pow2(c["tau_mem"]), "tau_syn": _pow2(c["tau_syn"])}

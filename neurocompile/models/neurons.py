@@ -5,9 +5,11 @@ thin nn.Modules hold the NIR parameters and loop over time. Per step, in this or
 
     u = u * (1 - du) + gain * I[t];  v = v * (1 - dv) + u + bias;  s = v > v_th;  v = 0 where s
 
-(du, dv, gain, bias) come from the NIR parameters with the formulas and operation order of
-neurocompile/ir/semantics.py, computed in float64 and only then cast to the input's dtype, so a
-float32 or float64 model computes bit for bit what the reference simulator computes.
+(du, dv, gain, bias) come from the NIR parameters through `neurocompile.semantics.per_step`
+(the formulas written once, applied here to float64 tensors so trainable time constants keep
+their gradient) and are only then cast to the input's dtype, so a float32 or float64 model
+computes bit for bit what the reference simulator computes. `step` is the torch twin of
+`neurocompile.semantics.step` (autograd needs it); tests/test_models.py holds the two equal.
 """
 
 from __future__ import annotations
@@ -19,19 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurocompile.semantics.float import PARAM_NAMES, TAU_NAMES, per_step
+
 F64 = torch.float64
 DEFAULT_SLOPE = 10.0
-
-# NIR parameter names of each neuron kind, in the NIR constructor's order.
-PARAM_NAMES: dict[str, tuple[str, ...]] = {
-    "LIF": ("tau", "r", "v_leak", "v_threshold"),
-    "CubaLIF": ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "w_in"),
-    "IF": ("r", "v_threshold"),
-    "LI": ("tau", "r", "v_leak"),
-    "CubaLI": ("tau_syn", "tau_mem", "r", "v_leak", "w_in"),
-}
-TAU_NAMES = ("tau", "tau_syn", "tau_mem")
-
 
 # -- surrogate gradient -----------------------------------------------------------------------
 class SuperSpike(torch.autograd.Function):
@@ -76,73 +69,49 @@ def _f64(x) -> torch.Tensor:
     return x.to(F64) if isinstance(x, torch.Tensor) else torch.as_tensor(x, dtype=F64)
 
 
-def _div(dt: float, tau: torch.Tensor) -> torch.Tensor:
-    # A true IEEE division: torch's `float / tensor` is reciprocal(tensor) * float, which rounds
-    # differently from NumPy's dt / tau.
-    return torch.div(torch.full_like(tau, float(dt)), tau)
-
-
-def _finish(du, dv, gain, bias, v_threshold, dtype) -> StepParams:
-    one = torch.ones_like(dv)
-    vth = None if v_threshold is None else _f64(v_threshold).expand_as(dv).to(dtype)
-    return StepParams((one - du).to(dtype), (one - dv).to(dtype), gain.to(dtype),
-                      bias.to(dtype), vth)
-
-
-def discretise(kind: str, params: dict[str, torch.Tensor], dt: float,
+def torch_step_params(kind: str, params: dict[str, torch.Tensor], dt: float,
                dtype: torch.dtype = torch.float32) -> StepParams:
-    """Per-step parameters of a neuron kind from its NIR parameters (semantics.py's formulas)."""
-    p = {k: _f64(v) for k, v in params.items()}
-    if kind in ("LIF", "LI"):
-        dv = _div(dt, p["tau"])
-        du = torch.ones_like(dv)
-        gain, bias = dv * p["r"], dv * p["v_leak"]
-    elif kind in ("CubaLIF", "CubaLI"):
-        du, dv = _div(dt, p["tau_syn"]), _div(dt, p["tau_mem"])
-        w_in = p["w_in"].expand_as(dv)
-        gain = (dv * p["r"]) * (du * w_in)
-        bias = dv * p["v_leak"]
-    elif kind == "IF":
-        r = p["r"]
-        du, dv, gain, bias = torch.ones_like(r), torch.zeros_like(r), r, torch.zeros_like(r)
-    else:
+    """Per-step parameters of a neuron kind from its NIR parameters (semantics.per_step)."""
+    if kind not in PARAM_NAMES:
         raise ValueError(f"unknown neuron kind {kind!r}; known: {sorted(PARAM_NAMES)}")
-    vth = p["v_threshold"] if kind in ("LIF", "CubaLIF", "IF") else None
-    return _finish(du, dv, gain, bias, vth, dtype)
+    p = {k: _f64(v) for k, v in params.items()}
+    du, dv, gain, bias, vth = per_step(kind, p, dt)
+    vth = None if vth is None else vth.expand_as(dv).to(dtype)
+    return StepParams((1 - du).to(dtype), (1 - dv).to(dtype), gain.expand_as(dv).to(dtype),
+                      bias.expand_as(dv).to(dtype), vth)
 
 
 def lif_params(tau, r, v_leak, v_threshold, dt: float, dtype=torch.float32) -> StepParams:
     """Per-step parameters of NIR LIF (du = 1, dv = dt/tau, gain = dv*r, bias = dv*v_leak)."""
-    return discretise("LIF", dict(tau=tau, r=r, v_leak=v_leak, v_threshold=v_threshold), dt, dtype)
+    return torch_step_params("LIF", dict(tau=tau, r=r, v_leak=v_leak, v_threshold=v_threshold), dt, dtype)
 
 
 def cuba_lif_params(tau_syn, tau_mem, r, v_leak, v_threshold, w_in, dt: float,
                     dtype=torch.float32) -> StepParams:
     """Per-step parameters of NIR CubaLIF (gain = (dv*r) * (du*w_in))."""
-    return discretise("CubaLIF", dict(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak,
+    return torch_step_params("CubaLIF", dict(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak,
                                       v_threshold=v_threshold, w_in=w_in), dt, dtype)
 
 
 def if_params(r, v_threshold, dtype=torch.float32) -> StepParams:
     """Per-step parameters of NIR IF (du = 1, dv = 0, gain = r, bias = 0)."""
-    return discretise("IF", dict(r=r, v_threshold=v_threshold), 1.0, dtype)
+    return torch_step_params("IF", dict(r=r, v_threshold=v_threshold), 1.0, dtype)
 
 
 def li_params(tau, r, v_leak, dt: float, dtype=torch.float32) -> StepParams:
     """Per-step parameters of NIR LI (LIF without threshold)."""
-    return discretise("LI", dict(tau=tau, r=r, v_leak=v_leak), dt, dtype)
+    return torch_step_params("LI", dict(tau=tau, r=r, v_leak=v_leak), dt, dtype)
 
 
 def cuba_li_params(tau_syn, tau_mem, r, v_leak, w_in, dt: float,
                    dtype=torch.float32) -> StepParams:
     """Per-step parameters of NIR CubaLI (CubaLIF without threshold)."""
-    return discretise("CubaLI", dict(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak,
+    return torch_step_params("CubaLI", dict(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_leak=v_leak,
                                      w_in=w_in), dt, dtype)
 
 
-def neuron_step(i: torch.Tensor, state: NeuronState, p: StepParams,
-                slope: float = DEFAULT_SLOPE,
-                detach_reset: bool = True) -> tuple[torch.Tensor, NeuronState]:
+def step(i: torch.Tensor, state: NeuronState, p: StepParams, slope: float = DEFAULT_SLOPE,
+         detach_reset: bool = True) -> tuple[torch.Tensor, NeuronState]:
     """Advance one step; returns (spikes, or v for a non-spiking neuron; new state)."""
     u = state.u * p.keep_u + p.gain * i
     v = state.v * p.keep_v + u + p.bias
@@ -152,10 +121,6 @@ def neuron_step(i: torch.Tensor, state: NeuronState, p: StepParams,
     z = spike(v - p.v_threshold, slope)
     v = v * (1 - (z.detach() if detach_reset else z))  # v*0 or v*1: exactly where(z, 0, v)
     return z, NeuronState(u, v)
-
-
-# Convenience names for the single-kind step (all kinds share one update).
-lif_step = cuba_lif_step = if_step = li_step = cuba_li_step = neuron_step
 
 
 def zero_state(batch: int, shape: Sequence[int], dtype: torch.dtype,
@@ -261,7 +226,7 @@ class NeuronLayer(nn.Module):
 
     def step_params(self, dtype: torch.dtype) -> StepParams:
         """Per-step parameters in `dtype` (differentiable w.r.t. trainable taus)."""
-        return discretise(self.kind, self.values(), self.dt, dtype)
+        return torch_step_params(self.kind, self.values(), self.dt, dtype)
 
     @property
     def spiking(self) -> bool:
@@ -269,8 +234,8 @@ class NeuronLayer(nn.Module):
 
     def step(self, i: torch.Tensor, state: NeuronState, p: StepParams
              ) -> tuple[torch.Tensor, NeuronState]:
-        """One step with precomputed parameters (see neuron_step)."""
-        return neuron_step(i, state, p, self.slope, self.detach_reset)
+        """One step with precomputed parameters (see `step`)."""
+        return step(i, state, p, self.slope, self.detach_reset)
 
     def forward(self, i: torch.Tensor, state: NeuronState | None = None
                 ) -> tuple[torch.Tensor, NeuronState]:

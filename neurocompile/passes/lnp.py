@@ -63,11 +63,13 @@ from dataclasses import dataclass
 import nir
 import numpy as np
 
+from neurocompile import config
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir.graph import predecessors, successors
-from neurocompile.ir.semantics import NeuronStep, graph_dt, neuron_step
 from neurocompile.passes.lyapunov import spiking_lyapunov_spectrum
 from neurocompile.passes.report import PassReport, compare_graphs
+from neurocompile.semantics.float import NeuronParams, discretise, graph_dt, step
+from neurocompile.semantics.inverse import neuron_node
 
 __all__ = [
     "RecurrentPopulation",
@@ -150,8 +152,8 @@ def _noise_drive(graph: nir.NIRGraph, pop: RecurrentPopulation, steps: int, batc
     return drive
 
 
-def _population_params(graph: nir.NIRGraph, pop: RecurrentPopulation) -> NeuronStep:
-    return neuron_step(pop.neuron, graph.nodes[pop.neuron], graph_dt(graph))
+def _population_params(graph: nir.NIRGraph, pop: RecurrentPopulation) -> NeuronParams:
+    return discretise(pop.neuron, graph.nodes[pop.neuron], graph_dt(graph))
 
 
 def estimate_lyapunov(graph: nir.NIRGraph, node: str | None = None, *, k: int = 8,
@@ -177,19 +179,15 @@ def _noise_covariance(graph: nir.NIRGraph, pop: RecurrentPopulation, w_rec: np.n
                       steps: int, batch: int, rate: float, seed: int) -> np.ndarray:
     """Covariance of the population's spikes, low-pass filtered with each neuron's tau_mem."""
     p = _population_params(graph, pop)
+    d = p.prepare()
     drive = _noise_drive(graph, pop, steps, batch, rate, seed)
-    a_u, a_v = 1.0 - p.du, 1.0 - p.dv
-    u = np.zeros((batch, pop.size))
-    v = np.zeros_like(u)
+    u, v = d.state(batch)
     s = np.zeros_like(u)
     trace = np.zeros_like(u)
     rows = []
     for t in range(steps):
-        u = u * a_u + p.gain * (s @ w_rec.T + drive[:, t])
-        v = v * a_v + u + p.bias
-        s = (v > p.v_threshold).astype(np.float64)
-        v = np.where(s > 0, 0.0, v)
-        trace = trace * a_v + s
+        s = step(d, u, v, s @ w_rec.T + drive[:, t]).astype(np.float64)
+        trace = trace * d.keep_v + s
         if t >= steps // 5:
             rows.append(trace.copy())
     x = np.concatenate(rows)
@@ -518,16 +516,33 @@ def lnp_prune(graph: nir.NIRGraph, target_sparsity: float = 0.5, *,
     return out, report
 
 
-def run_lnp(graph: nir.NIRGraph, options) -> tuple[nir.NIRGraph, PassReport]:
-    """`neurocompile prune --method lnp --sparsity S` (options: targets.calibrate.PruneOptions).
+@dataclass(frozen=True)
+class LNPOptions:
+    """Options of `prune --method lnp` (the keywords of lnp_prune)."""
 
-    options.sparsity is the recurrent synapse sparsity; options.extra may hold any keyword
-    of lnp_prune (neuron_sparsity, rounds, tol, score, reweight, seed, ...).
-    """
-    if options.sparsity is None:
-        raise UnsupportedError("--method lnp needs --sparsity (fraction of recurrent "
-                               "synapses to remove)")
-    return lnp_prune(graph, options.sparsity, **dict(options.extra or {}))
+    sparsity: float = config.setting(min=0.0, max=1.0, max_open=True,
+                                     help="Fraction of the recurrent synapses removed.")
+    neuron_sparsity: float = config.setting(0.25, min=0.0, max=1.0, max_open=True,
+                                            help="Fraction of the population's neurons removed.")
+    node: str | None = config.setting(None, help="The recurrent population (if several).")
+    rounds: int = config.setting(3, min=1, help="Rounds on a geometric schedule.")
+    tol: float = config.setting(0.02, min=0.0, help="Allowed rise of the largest exponent.")
+    score: str = config.setting("resistance", choices=("resistance", "covariance"),
+                                help="Synapse importance.")
+    reweight: bool = config.setting(True, help="Divide kept weights by their keep probability.")
+    retries: int = config.setting(2, min=0, help="Resamples of a rejected round.")
+    lyapunov_steps: int = config.setting(300, min=2, help="Steps of the Lyapunov estimate.")
+    lyapunov_batch: int = config.setting(4, min=1, help="Noise trajectories averaged.")
+    k: int = config.setting(8, min=1, help="Lyapunov exponents estimated.")
+    noise_rate: float = config.setting(0.1, min=0.0, max=1.0, help="Input noise spike rate.")
+    beta: float = config.setting(4.0, min=0.0, min_open=True, help="Surrogate steepness.")
+    seed: int = config.setting(0, min=0, help="Random seed.")
+
+
+def run_lnp(graph: nir.NIRGraph, options: LNPOptions, activity=None
+            ) -> tuple[nir.NIRGraph, PassReport]:
+    kw = {f: getattr(options, f) for f in options.__dataclass_fields__ if f != "sparsity"}
+    return lnp_prune(graph, options.sparsity, **kw)
 
 
 # -- a random heterogeneous recurrent network ----------------------------------------------------
@@ -545,9 +560,7 @@ def make_hrsnn_graph(n_in: int, n_hidden: int, n_out: int, *, dt: float = 1e-3,
     tm = np.exp(rng.uniform(np.log(tau_mem[0]), np.log(tau_mem[1]), n_hidden))
     ts = np.exp(rng.uniform(np.log(tau_syn[0]), np.log(tau_syn[1]), n_hidden))
     tm, ts = np.maximum(tm, dt), np.maximum(ts, dt)
-    dv, du = dt / tm, dt / ts
-    hid = nir.CubaLIF(tau_syn=ts, tau_mem=tm, r=1.0 / dv, v_leak=np.zeros(n_hidden),
-                      v_threshold=np.ones(n_hidden), w_in=1.0 / du)
+    hid = neuron_node("CubaLIF", dt=dt, tau_syn=ts, tau_mem=tm, gain=1.0, v_threshold=1.0)
     w_in = rng.normal(0.0, w_in_scale / np.sqrt(max(1, n_in) * 0.1), (n_hidden, n_in))
     w_rec = rng.normal(0.0, 1.0 / np.sqrt(n_hidden), (n_hidden, n_hidden))
     w_rec *= rec_radius / np.abs(np.linalg.eigvals(w_rec)).max()

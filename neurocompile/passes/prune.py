@@ -20,10 +20,10 @@ before and after.
   outputs on the calibration data are unchanged spike for spike. Populations read by an
   Output node are kept unless ``keep_outputs=False`` (then the Output shape shrinks).
 
-Passes are graph -> graph and import ``ir`` only: the activity-based ones take the activity
-of a calibration run, ``neurocompile.targets.reference.record_activity(graph, calibration)``
-({node: total |output| per element, '__samples_steps__': batch * steps}). The command-line
-wrappers that run the calibration live in ``neurocompile/targets/calibrate.py``.
+Passes are graph -> graph and never run a graph: the activity-based ones take the activity
+of a calibration run, ``neurocompile.analysis.record_activity(graph, calibration)``
+({node: total |output| per element, '__samples_steps__': batch * steps});
+``neurocompile.analysis.run_pass`` runs the calibration when a registered pass needs it.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import nir
 import numpy as np
 
+from neurocompile import config
 from neurocompile.errors import InputDataError, UnsupportedError
 from neurocompile.ir.graph import predecessors, successors
 from neurocompile.passes.report import PassReport, compare_graphs
@@ -149,7 +151,7 @@ def check_activity(activity: Mapping[str, np.ndarray] | None, what: str,
     if activity is None:
         raise InputDataError(
             f"{what} needs the activity of a calibration run: pass "
-            "neurocompile.targets.reference.record_activity(graph, calibration)")
+            "neurocompile.analysis.record_activity(graph, calibration)")
     if not isinstance(activity, Mapping) or "__samples_steps__" not in activity:
         got = type(activity).__name__ if not isinstance(activity, Mapping) \
             else f"a dict with keys {sorted(activity)[:8]}"
@@ -303,3 +305,64 @@ def _why_not_shrinkable(graph: nir.NIRGraph, name: str, preds: dict[str, list[st
         if preds[s] != [name]:
             return f"{s!r} also reads {[x for x in preds[s] if x != name]}"
     return ""
+
+
+# -- registry entries --------------------------------------------------------------------------
+_SPARSITY = dict(min=0.0, max=1.0, max_open=True)
+
+
+@dataclass(frozen=True)
+class MagnitudeOptions:
+    """Options of `prune --method magnitude` (exactly one of sparsity and threshold)."""
+
+    sparsity: float | None = config.setting(None, **_SPARSITY,
+                                            help="Target fraction of zero weights, in [0, 1).")
+    threshold: float | None = config.setting(None, min=0.0,
+                                             help="Zero every |w| below this instead.")
+    scope: str = config.setting("layer", choices=("layer", "global"),
+                                help="layer: sparsity per weighted node; global: over all.")
+    nodes: tuple[str, ...] | None = config.setting(None, help="Only these weighted nodes.")
+
+    def check(self, where: str) -> None:
+        if (self.sparsity is None) == (self.threshold is None):
+            raise config.ConfigError(f"{where}: magnitude pruning needs exactly one of "
+                                     "sparsity and threshold")
+
+
+@dataclass(frozen=True)
+class ActivityOptions:
+    """Options of `prune --method activity` (needs calibration data)."""
+
+    sparsity: float = config.setting(**_SPARSITY,
+                                     help="Target fraction of zero weights, in [0, 1).")
+    scope: str = config.setting("layer", choices=("layer", "global"),
+                                help="layer: sparsity per weighted node; global: over all.")
+    criterion: str = config.setting("rate_weight", choices=("rate_weight", "rate"),
+                                    help="Score |w| x presynaptic rate, or the rate alone.")
+    nodes: tuple[str, ...] | None = config.setting(None, help="Only these weighted nodes.")
+
+
+@dataclass(frozen=True)
+class DeadOptions:
+    """Options of `prune --method dead` (needs calibration data)."""
+
+    keep_outputs: bool = config.setting(True, help="Keep populations read by an Output node.")
+
+
+def run_magnitude(graph: nir.NIRGraph, options: MagnitudeOptions, activity=None
+                  ) -> tuple[nir.NIRGraph, PassReport]:
+    return magnitude_prune(graph, options.sparsity, threshold=options.threshold,
+                           scope=options.scope,
+                           nodes=list(options.nodes) if options.nodes else None)
+
+
+def run_activity(graph: nir.NIRGraph, options: ActivityOptions, activity=None
+                 ) -> tuple[nir.NIRGraph, PassReport]:
+    return activity_prune(graph, activity, options.sparsity, scope=options.scope,
+                          criterion=options.criterion,
+                          nodes=list(options.nodes) if options.nodes else None)
+
+
+def run_dead(graph: nir.NIRGraph, options: DeadOptions, activity=None
+             ) -> tuple[nir.NIRGraph, PassReport]:
+    return remove_dead_neurons(graph, activity, keep_outputs=options.keep_outputs)

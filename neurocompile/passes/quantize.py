@@ -1,6 +1,7 @@
 """Quantization passes: symmetric int8 per layer, and Loihi fixed point.
 
-Both deep-copy the input graph and return ``(new_graph, PassReport)``.
+Both deep-copy the input graph and return ``(new_graph, PassReport)``. The Loihi format itself
+(constants, metadata keys, the integer arithmetic) is `neurocompile.semantics.loihi`.
 
 int8 (``quantize_int8``)
 ------------------------
@@ -13,14 +14,14 @@ Loihi fixed point (``quantize_loihi``)
 --------------------------------------
 Target arithmetic: Lava's ``PyDenseModelBitAcc`` and ``PyLifModelBitAcc``
 (lava/proc/dense/models.py, lava/proc/lif/models.py, lava-nc 0.10.0). Integer state,
-per step (the bit-exact version is ``neurocompile/targets/fixed_point.py``)::
+per step (the bit-exact version is ``neurocompile/semantics/loihi.py``)::
 
     a[t]  = (sum_j m_ij * s_j[t-1]) << e            # >> -e for e < 0 (floor)
     u_q   = trunc(u_q * (4096 - (du_q + 1)) / 4096) + (a << 6)     # then 24-bit wrap
     v_q   = trunc(v_q * (4096 - dv_q) / 4096) + u_q + (bias_mant << bias_exp)  # clip 24-bit
     spike = v_q > (vth_q << 6);  v_q = 0 where spike
 
-The float model (neurocompile/ir/semantics.py) is ``u = u (1 - du) + gain W s;
+The float model (neurocompile/semantics/float.py) is ``u = u (1 - du) + gain W s;
 v = v (1 - dv) + u + bias; spike = v > v_th``. Each neuron population P gets one state
 scale S (integer units per float unit: ``u_q ~ S u``, ``v_q ~ S v``) and all Affine/Linear
 nodes feeding P share one weight exponent e. With ``E = gain[:, None] * W`` (the float
@@ -71,36 +72,38 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
-from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import nir
 import numpy as np
 
+from neurocompile import config
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir.graph import NEURON_TYPES, predecessors, successors
-from neurocompile.ir.semantics import graph_dt, neuron_step
 from neurocompile.ir.validate import check_graph
 from neurocompile.passes.report import PassReport, compare_graphs
-
-# -- Loihi fixed-point format (Lava lava-nc 0.10.0, lava/proc/lif/models.py,
-#    AbstractPyLifModelFixed and PyLifModelBitAcc; lava/proc/dense/models.py) -------------
-DECAY_SHIFT = 12                 # decay_shift: decays are 12-bit fractions of 4096
-DECAY_UNITY = 1 << DECAY_SHIFT   # decay_unity = 2**12
-DS_OFFSET = 1                    # ds_offset: u decays by (4096 - (du + 1)) / 4096
-DM_OFFSET = 0                    # dm_offset: v decays by (4096 - dv) / 4096
-ACT_SHIFT = 6                    # act_shift: synaptic input << 6
-VTH_SHIFT = 6                    # vth_shift: threshold << 6
-UV_BITS = 24                     # uv_bitwidth: u wraps, v clips at 24 bits
-DU_MAX = DV_MAX = 4095           # du, dv: unsigned 12-bit (PyLifModelBitAcc docstring)
-VTH_MAX = 2**17 - 1              # vth: unsigned 17-bit (PyLifModelBitAcc docstring)
-BIAS_MANT_MIN, BIAS_MANT_MAX = -4096, 4095  # bias_mant: signed 13-bit (same docstring)
-BIAS_EXP_MIN, BIAS_EXP_MAX = 0, 7           # bias_exp: unsigned 3-bit (same docstring)
-MAX_WEIGHT_BITS = 8              # Dense bit-accurate model: 8-bit weights (clip_weights)
-# Loihi's synaptic weight exponent is a 4-bit signed field, -8..7 (Intel NxSDK
-# documentation, 'weightExponent'); Lava's Python model does not check it, Loihi does.
-WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
+from neurocompile.semantics import loihi
+from neurocompile.semantics.float import discretise, graph_dt
+from neurocompile.semantics.inverse import neuron_node
+from neurocompile.semantics.loihi import (
+    ACT_SHIFT,
+    BIAS_EXP_MAX,
+    BIAS_EXP_MIN,
+    BIAS_MANT_MAX,
+    BIAS_MANT_MIN,
+    DECAY_UNITY,
+    DM_OFFSET,
+    DS_OFFSET,
+    DU_MAX,
+    DV_MAX,
+    MAX_WEIGHT_BITS,
+    UV_BITS,
+    VTH_MAX,
+    VTH_SHIFT,
+    WEIGHT_EXP_MAX,
+    WEIGHT_EXP_MIN,
+)
 
 DENSE_TYPES = (nir.Affine, nir.Linear)
 INT8_TYPES = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
@@ -278,7 +281,7 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
     for name, node in graph.nodes.items():
         if not isinstance(node, NEURON_TYPES):
             continue
-        p = neuron_step(name, node, dt)
+        p = discretise(name, node, dt)
         du, dv = p.du.reshape(-1), p.dv.reshape(-1)
         gain, bias = p.gain.reshape(-1), p.bias.reshape(-1).copy()
         vth = None if p.v_threshold is None else p.v_threshold.reshape(-1)
@@ -324,18 +327,17 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         mants = [chk.fit(k, f"weight mantissa (b={bits})", np.rint(E * S / step),
                          -(q + 1), q) for k, E in zip(syn, effective)]
         mant_b, exp_b = _bias_fixed(name, bias * S, chk)
-        meta = dict(node.metadata or {})
-        meta.update({"loihi.du": du_i, "loihi.dv": dv_i, "loihi.bias_mant": mant_b,
-                     "loihi.bias_exp": exp_b, "loihi.state_scale": float(S)})
         info: dict[str, Any] = {"du": du_i, "dv": dv_i, "state_scale": S, "weight_exp": e}
+        vth_i = None
         if vth is not None:
             vth_i = _uniform(name, "v_threshold", chk.fit(
                 name, "vth (rint(v_threshold*S/64))", np.rint(vth * S / 2.0 ** VTH_SHIFT),
                 0, VTH_MAX), "Lava's LIF holds one vth")
-            meta["loihi.vth"] = vth_i
             info["vth"] = vth_i
             vth_deq = vth_i * 2.0 ** VTH_SHIFT / S
             info["vth_rel_error"] = float(np.max(np.abs(vth_deq - vth)) / max(np.max(vth), 1e-300))
+        meta = dict(node.metadata or {})
+        meta.update(loihi.neuron_metadata(du_i, dv_i, vth_i, mant_b, exp_b, S))
         out.nodes[name] = _dequantized_neuron(name, node, du_i, dv_i, step / S,
                                               mant_b * 2.0 ** exp_b / S,
                                               None if vth is None else vth_deq, dt, meta)
@@ -343,7 +345,7 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         for k, m in zip(syn, mants):
             snode = graph.nodes[k]
             smeta = dict(snode.metadata or {})
-            smeta.update({"loihi.weight_exp": int(e), "loihi.num_weight_bits": bits})
+            smeta.update(loihi.synapse_metadata(e, bits))
             changes: dict[str, Any] = {"weight": m.astype(np.float64), "metadata": smeta}
             if isinstance(snode, nir.Affine):
                 changes["bias"] = np.zeros(m.shape[0])
@@ -352,7 +354,7 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
             extra[k] = {"weight_exp": int(e), "max_mantissa": int(np.max(np.abs(m), initial=0)),
                         "max_abs_error": float(np.max(np.abs(m * step / S - E), initial=0))}
     out.metadata = dict(out.metadata or {})
-    out.metadata["quantization"] = "loihi"
+    out.metadata["quantization"] = loihi.SCHEME
     out.metadata["dt"] = dt
     options = {"scheme": "loihi", "bits": bits, "clip": clip, "headroom_bits": headroom_bits}
     report = compare_graphs("quantize", options, graph, out, extra)
@@ -365,59 +367,59 @@ def _dequantized_neuron(name: str, node: nir.NIRNode, du_q: int, dv_q: int, gain
                         meta: dict[str, Any]) -> nir.NIRNode:
     """The float node whose discretisation is the quantized population (module docstring)."""
     n = bias.shape[0]
+    kind = type(node).__name__
     du = (du_q + DS_OFFSET) / DECAY_UNITY
     dv = (dv_q + DM_OFFSET) / DECAY_UNITY
-    full = np.full(n, 1.0)
-    vth_arr = None if vth is None else np.broadcast_to(vth, (n,)).astype(np.float64)
-    if isinstance(node, nir.IF):
-        return dataclasses.replace(node, r=full * gain, v_threshold=vth_arr, metadata=meta)
-    changes: dict[str, Any] = {"v_leak": bias / dv, "metadata": meta}
-    if isinstance(node, (nir.LIF, nir.LI)):
-        changes.update(tau=full * dt / dv, r=full * gain / dv)
+    w_in = getattr(node, "w_in", None)
+    if kind == "IF":
+        new = neuron_node(kind, dt=dt, n=n, gain=gain, v_threshold=vth)
     else:
-        w_in = np.broadcast_to(np.asarray(node.w_in, np.float64), (n,)).copy()
-        if np.any(w_in == 0):
-            raise UnsupportedError(f"node {name!r}: w_in has zeros; the population gets no input")
-        changes.update(tau_syn=full * dt / du, tau_mem=full * dt / dv, w_in=w_in,
-                       r=gain / (dv * du * w_in))
-    if vth_arr is not None:
-        changes["v_threshold"] = vth_arr
-    return dataclasses.replace(node, **changes)
+        try:
+            new = neuron_node(kind, dt=dt, n=n, dv=dv, du=du if "Cuba" in kind else None,
+                              gain=gain, bias=bias, v_threshold=vth, w_in=w_in)
+        except UnsupportedError as exc:
+            raise UnsupportedError(f"node {name!r}: {exc}") from None
+    return dataclasses.replace(new, metadata=meta)
 
 
 def loihi_effective_weights(graph: nir.NIRGraph, name: str) -> np.ndarray:
     """Float current one spike adds, per synapse, in a Loihi-quantized graph: m 2^(6+e) / S."""
     node = graph.nodes[name]
     post = successors(graph)[name][0]
-    S = float(np.asarray(graph.nodes[post].metadata["loihi.state_scale"]))
-    e = int(np.asarray(node.metadata["loihi.weight_exp"]))
+    S = loihi.read_neuron(post, graph.nodes[post]).state_scale
+    e = loihi.read_synapse(name, node, "", post).weight_exp
     return np.asarray(node.weight, np.float64) * 2.0 ** (ACT_SHIFT + e) / S
 
 
-# -- command-line registry ------------------------------------------------------------------
-def run_int8(graph: nir.NIRGraph, bits: int = 8, clip: bool = False
+# -- registry entries --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Int8Options:
+    """Options of `quantize --scheme int8`."""
+
+    bits: int = config.setting(8, min=2, max=8, help="Weight bits (symmetric, per layer).")
+    nodes: tuple[str, ...] | None = config.setting(None, help="Only these weighted nodes.")
+
+
+@dataclass(frozen=True)
+class LoihiOptions:
+    """Options of `quantize --scheme loihi`."""
+
+    bits: int = config.setting(8, min=2, max=8, help="Weight mantissa bits.")
+    clip: bool = config.setting(False, help="Clip values Loihi cannot represent instead of "
+                                            "failing.")
+    headroom_bits: int = config.setting(4, min=0, max=16,
+                                        help="Bits of u range kept above the threshold.")
+    state_scale: float | None = config.setting(None, min=0, min_open=True,
+                                               help="Force the state scale S of every "
+                                                    "population.")
+
+
+def run_int8(graph: nir.NIRGraph, options: Int8Options, activity=None
              ) -> tuple[nir.NIRGraph, PassReport]:
-    """`neurocompile quantize --scheme int8` (clip does not apply: int8 always clips)."""
-    return quantize_int8(graph, bits)
+    return quantize_int8(graph, options.bits, list(options.nodes) if options.nodes else None)
 
 
-def run_loihi(graph: nir.NIRGraph, bits: int = 8, clip: bool = False
+def run_loihi(graph: nir.NIRGraph, options: LoihiOptions, activity=None
               ) -> tuple[nir.NIRGraph, PassReport]:
-    """`neurocompile quantize --scheme loihi`."""
-    return quantize_loihi(graph, bits, clip=clip)
-
-
-# scheme name -> "module:function" taking (graph, bits=, clip=). One line per scheme.
-QUANTIZE_SCHEMES: dict[str, str] = {
-    "int8": "neurocompile.passes.quantize:run_int8",
-    "loihi": "neurocompile.passes.quantize:run_loihi",
-}
-
-
-def get_quantize_scheme(name: str) -> Callable[..., tuple[nir.NIRGraph, PassReport]]:
-    """Look up a quantization scheme by name; unknown names list the known ones."""
-    if name not in QUANTIZE_SCHEMES:
-        raise UnsupportedError(f"unknown quantization scheme {name!r}; known: "
-                               f"{', '.join(sorted(QUANTIZE_SCHEMES))}")
-    module, attr = QUANTIZE_SCHEMES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
+    return quantize_loihi(graph, options.bits, clip=options.clip,
+                          headroom_bits=options.headroom_bits, state_scale=options.state_scale)

@@ -1,35 +1,46 @@
-"""Backends behind one small interface (`Target`): compile a NIR graph, run it, count activity."""
+"""Backends behind one interface (`Target`): compile a NIR graph, run it, count activity.
+
+A target is a package (or module) here with a `Target` subclass; it is registered by one line
+in TARGETS. Modules are imported on use, and a target's own dependencies (torch, onnxruntime)
+only when it runs, so the core stays importable where they are missing.
+"""
 
 from __future__ import annotations
 
-from neurocompile.errors import UnsupportedError
-from neurocompile.targets.base import Artifact, NodeCounters, RunResult, Target
+import importlib
 
-# name -> (module, class, one-line description); modules are imported on use so that the
-# core stays importable where a backend's own dependencies are missing.
-_REGISTRY: dict[str, tuple[str, str, str]] = {
-    "reference": ("neurocompile.targets.reference", "ReferenceTarget",
-                  "NumPy reference simulator; the semantics every backend is checked against"),
-    "lava": ("neurocompile.targets.lava", "LavaTarget",
-             "Lava CPU simulation of Loihi 2 (float or bit-accurate fixed point)"),
-    "loihi2": ("neurocompile.targets.loihi2", "Loihi2Target",
-               "Loihi 2: core mapping at compile time, runs on Lava's simulator"),
+from neurocompile.errors import UnsupportedError
+from neurocompile.targets.base import Artifact, NodeCounters, RunResult, Target, TargetOptions
+
+# name -> "module:class". One line per target.
+TARGETS: dict[str, str] = {
+    "reference": "neurocompile.targets.reference:ReferenceTarget",
+    "lava": "neurocompile.targets.lava:LavaTarget",
+    "loihi2": "neurocompile.targets.loihi2:Loihi2Target",
 }
 
 
-def available_targets() -> dict[str, str]:
-    """Target names and their one-line descriptions."""
-    return {name: desc for name, (_, _, desc) in _REGISTRY.items()}
+def target_class(name: str) -> type[Target]:
+    """The Target subclass registered under `name`; unknown names list the known ones."""
+    if name not in TARGETS:
+        raise UnsupportedError(f"unknown target {name!r}; known: {', '.join(sorted(TARGETS))}")
+    module, cls = TARGETS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def get_target(name: str) -> Target:
-    """Instantiate a target by name; unknown names list the known ones."""
-    if name not in _REGISTRY:
-        raise UnsupportedError(f"unknown target {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    import importlib
-
-    module, cls, _ = _REGISTRY[name]
-    return getattr(importlib.import_module(module), cls)()
+    """Instantiate a target by name."""
+    return target_class(name)()
 
 
-__all__ = ["Artifact", "NodeCounters", "RunResult", "Target", "available_targets", "get_target"]
+def available_targets() -> dict[str, dict[str, object]]:
+    """Per target: its description and the requirements missing here (empty: ready)."""
+    out = {}
+    for name in TARGETS:
+        cls = target_class(name)
+        out[name] = {"description": cls.description, "missing": cls.missing_requirements()}
+    return out
+
+
+__all__ = ["TARGETS", "Artifact", "NodeCounters", "RunResult", "Target", "TargetOptions",
+           "available_targets", "get_target", "target_class"]

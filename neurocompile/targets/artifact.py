@@ -1,5 +1,10 @@
 """Compiled artifact directory: the NIR graph the runtime lowers, plus a JSON manifest.
 
+An artifact is data: its manifest names no program and no path outside the directory. Reading
+resolves every listed file inside the directory, requires a regular file, and checks every
+hash before anything is parsed; the options are the compiling target's, checked by that
+target (`Target.load_artifact`) like any other options.
+
 Layout::
 
     ARTIFACT_DIR/
@@ -19,9 +24,11 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nir
 import numpy as np
 
 from neurocompile.errors import NIRFileError
@@ -29,6 +36,7 @@ from neurocompile.ir.io import current_umask
 from neurocompile.targets.base import Artifact
 
 FORMAT = 1
+MAX_MANIFEST_BYTES = 16 << 20
 GRAPH_FILE = "graph.nir"
 MANIFEST_FILE = "manifest.json"
 
@@ -76,10 +84,12 @@ def write_artifact(artifact: Artifact, out_dir: str | os.PathLike) -> Path:
     try:
         save_graph(artifact.graph, tmp / GRAPH_FILE)
         manifest = dict(artifact.manifest)
+        from neurocompile import config
+
         manifest.update({
             "format": FORMAT,
             "target": artifact.target,
-            "options": _jsonable(artifact.options),
+            "options": _jsonable(config.to_mapping(artifact.options)),
             "neurocompile_version": __version__,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "files": {GRAPH_FILE: {"sha256": sha256(tmp / GRAPH_FILE),
@@ -102,40 +112,77 @@ def write_artifact(artifact: Artifact, out_dir: str | os.PathLike) -> Path:
 
 
 def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
-    """The manifest of an artifact directory, with its format checked."""
+    """The manifest of an artifact directory, with its format and file list checked."""
     path = Path(path)
     mpath = path / MANIFEST_FILE
     if not path.is_dir():
         raise NIRFileError(f"{path}: not an artifact directory")
-    if not mpath.exists():
+    if not mpath.is_file():
         raise NIRFileError(f"{path}: no {MANIFEST_FILE}; not a compiled artifact")
+    if mpath.stat().st_size > MAX_MANIFEST_BYTES:
+        raise NIRFileError(f"{mpath}: {mpath.stat().st_size:,} bytes; a manifest is at most "
+                           f"{MAX_MANIFEST_BYTES:,}")
     try:
         manifest = json.loads(mpath.read_text())
-    except (OSError, ValueError) as exc:
-        raise NIRFileError(f"{mpath}: unreadable manifest ({exc})") from exc
+    except (OSError, ValueError, RecursionError) as exc:
+        raise NIRFileError(f"{mpath}: unreadable manifest ({str(exc).splitlines()[0]})") from None
+    if not isinstance(manifest, dict):
+        raise NIRFileError(f"{mpath}: a manifest is a JSON object, got {type(manifest).__name__}")
     if manifest.get("format") != FORMAT:
         raise NIRFileError(f"{mpath}: artifact format {manifest.get('format')!r}, "
                            f"this version reads {FORMAT}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or GRAPH_FILE not in files:
+        raise NIRFileError(f"{mpath}: 'files' must list {GRAPH_FILE} with its sha256")
+    if not isinstance(manifest.get("target"), str) or not isinstance(manifest.get("options", {}),
+                                                                       dict):
+        raise NIRFileError(f"{mpath}: 'target' must be a name and 'options' a table")
     return manifest
 
 
-def read_artifact(path: str | os.PathLike) -> Artifact:
-    """Load an artifact directory; every file's sha256 must match the manifest."""
+def _inside(root: Path, name: Any) -> Path:
+    """The listed file `name` resolved inside `root`; a regular file, or NIRFileError."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or \
+            name in (".", "..") or name.startswith("."):
+        raise NIRFileError(f"{root}: manifest lists {name!r}; files must be plain names inside "
+                           "the artifact directory")
+    fpath = root / name
+    if fpath.is_symlink() or not fpath.exists():
+        raise NIRFileError(f"{root}: {name} is missing or a link")
+    if not fpath.is_file():
+        raise NIRFileError(f"{root}: {name} is not a regular file")
+    return fpath
+
+
+@dataclass
+class StoredArtifact:
+    """An artifact directory as read: its target, graph, raw options and manifest."""
+
+    target: str
+    graph: nir.NIRGraph
+    options: dict[str, Any]
+    manifest: dict[str, Any]
+
+
+def read_artifact(path: str | os.PathLike) -> StoredArtifact:
+    """Load an artifact directory; every listed file's sha256 must match before it is read."""
     from neurocompile.ir.io import load_graph
 
     path = Path(path)
     manifest = read_manifest(path)
-    for name, info in manifest.get("files", {}).items():
-        fpath = path / name
-        if not fpath.exists():
-            raise NIRFileError(f"{path}: {name} is missing")
+    for name, info in manifest["files"].items():
+        fpath = _inside(path, name)
+        want = info.get("sha256") if isinstance(info, dict) else None
+        size = info.get("bytes") if isinstance(info, dict) else None
+        if isinstance(size, int) and fpath.stat().st_size != size:
+            raise NIRFileError(f"{fpath}: {fpath.stat().st_size:,} bytes, the manifest says "
+                               f"{size:,} (file changed after compile)")
         digest = sha256(fpath)
-        if digest != info.get("sha256"):
+        if digest != want:
             raise NIRFileError(f"{fpath}: sha256 {digest[:12]}... does not match the manifest's "
-                               f"{str(info.get('sha256'))[:12]}... (file changed after compile)")
+                               f"{str(want)[:12]}... (file changed after compile)")
     graph = load_graph(path / GRAPH_FILE)
-    options = dict(manifest.get("options", {}))
-    return Artifact(manifest.get("target", "unknown"), graph, options, manifest)
+    return StoredArtifact(manifest["target"], graph, dict(manifest.get("options", {})), manifest)
 
 
-__all__ = ["read_artifact", "read_manifest", "sha256", "write_artifact"]
+__all__ = ["StoredArtifact", "read_artifact", "read_manifest", "sha256", "write_artifact"]

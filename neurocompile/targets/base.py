@@ -1,12 +1,18 @@
-"""The small interface every target implements, and what a run returns."""
+"""The interface every target implements, its options, and what a run returns."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import nir
 import numpy as np
+
+from neurocompile import config
+from neurocompile.errors import UnsupportedError
 
 
 @dataclass
@@ -55,23 +61,93 @@ class RunResult:
         }
 
 
+@dataclass(frozen=True)
+class TargetOptions:
+    """Options every target understands; each target's Options subclass adds its own."""
+
+    dt: float | None = config.setting(None, min=0, min_open=True,
+                                      help="Time step in seconds (default: the graph's, else 1 ms).")
+    fixed_point: bool = config.setting(False, help="Loihi integer arithmetic (quantized graphs).")
+
+    # Options that travel with a graph to another target (an artifact run elsewhere).
+    SEMANTIC: ClassVar[tuple[str, ...]] = ("dt", "fixed_point")
+
+
 @dataclass
 class Artifact:
     """A graph lowered for one target, with the options and mapping it was compiled with."""
 
     target: str
     graph: nir.NIRGraph
-    options: dict[str, Any] = field(default_factory=dict)
+    options: TargetOptions
     manifest: dict[str, Any] = field(default_factory=dict)
 
 
-class Target(Protocol):
-    """A backend: compile a NIR graph for it, then run the artifact on input data."""
+class Target(ABC):
+    """A backend: compile a NIR graph for it, run the artifact on input data.
 
-    name: str
-    description: str
+    Subclasses set `name`, `description`, `Options` (a frozen dataclass of TargetOptions),
+    `requires` (modules that must be importable) and `hardware` (the hardware description the
+    energy and resource models use for it, or None), and register in targets/__init__.py.
+    """
 
-    def compile(self, graph: nir.NIRGraph, options: dict[str, Any] | None = None) -> Artifact: ...
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type[TargetOptions]] = TargetOptions
+    requires: ClassVar[tuple[str, ...]] = ()
+    hardware: ClassVar[str | None] = None
 
+    def options(self, given: TargetOptions | dict[str, Any] | None = None) -> TargetOptions:
+        """The target's options from a dataclass or a mapping; unknown keys raise, naming the
+        known ones. None values in a mapping mean "the default"."""
+        if isinstance(given, self.Options):
+            return given
+        if isinstance(given, TargetOptions):
+            given = config.to_mapping(given, shallow=True)
+        data = {k: v for k, v in (given or {}).items() if v is not None}
+        return config.from_mapping(self.Options, data, f"target {self.name!r} options")
+
+    @classmethod
+    def missing_requirements(cls) -> list[str]:
+        """The modules in `requires` that cannot be imported here."""
+        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+    def check_available(self) -> None:
+        """Raise UnsupportedError naming the extra to install when a requirement is missing."""
+        missing = self.missing_requirements()
+        if missing:
+            raise UnsupportedError(f"target {self.name!r} needs {', '.join(missing)}: install "
+                                   f"it (pip install 'neurocompile[{self.name}]')")
+
+    @abstractmethod
+    def compile(self, graph: nir.NIRGraph, options: TargetOptions | dict | None = None
+                ) -> Artifact:
+        """Check `graph` against this target's limits and lower it; errors name the node."""
+
+    @abstractmethod
     def run(self, artifact: Artifact, inputs: dict[str, np.ndarray] | np.ndarray,
-            steps: int | None = None) -> RunResult: ...
+            steps: int | None = None) -> RunResult:
+        """Run a compiled artifact on inputs {Input name: (batch, steps, *shape)}."""
+
+    def load_artifact(self, path: str | os.PathLike,
+                      options: TargetOptions | dict | None = None) -> Artifact:
+        """Read an artifact directory (hashes checked) to run here.
+
+        An artifact of this target keeps its options, `options` overriding them; one compiled
+        for another target brings only its semantic options (dt, fixed point).
+        """
+        from neurocompile.targets.artifact import read_artifact
+
+        stored = read_artifact(path)
+        mine = stored.target == self.name
+        keep = {k: v for k, v in stored.options.items()
+                if mine or k in TargetOptions.SEMANTIC}
+        if mine:
+            base = config.from_mapping(self.Options, keep, f"{path}: manifest options")
+        else:
+            base = self.options(keep)
+        given = {k: v for k, v in (options if isinstance(options, dict) else
+                                   config.to_mapping(options, shallow=True) if options else {}
+                                   ).items() if v is not None}
+        merged = self.options({**config.to_mapping(base, shallow=True), **given})
+        return Artifact(self.name, stored.graph, merged, stored.manifest)

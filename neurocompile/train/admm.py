@@ -11,7 +11,7 @@ Per hidden layer l (a_0 = x is the input), sample n, step t = 0..T-1 and neuron 
     s_l[t] = H(v_l[t] - v_th)                    (strict: v > v_th spikes)
     r_l[t] = v_l[t] (1 - s_l[t])                 (reset to zero)
 
-with c, g, beta exactly neurocompile.ir.semantics.neuron_step of the exported LIF node.
+with c, g, beta exactly neurocompile.semantics.discretise of the exported LIF node.
 The readout is an LI node, v_o[t] = c_o v_o[t-1] + g_o z_o[t], z_o[t] = W_o a_L[t-1] + b_o,
 and the class score is the time mean of the readout membrane (the "mean_membrane" decoding of
 neurocompile.models): (1/T) sum_t v_o[t] = sum_t kappa_t z_o[t] with
@@ -105,7 +105,8 @@ import nir
 import numpy as np
 
 from neurocompile.errors import InputDataError, UnsupportedError
-from neurocompile.ir.semantics import NeuronStep, neuron_step
+from neurocompile.semantics.float import NeuronParams, discretise, run
+from neurocompile.semantics.inverse import neuron_node
 
 READOUT = "mean_membrane"
 
@@ -224,19 +225,20 @@ class ADMMNet:
         return [w.shape[0] for w in self.weights[:-1]]
 
     def lif_node(self, n: int) -> nir.LIF:
-        """The hidden LIF node as neurocompile.models builds it: v_leak 0, r = tau_mem/dt (gain 1)."""
-        return nir.LIF(tau=np.full(n, self.tau_mem), r=np.full(n, self.tau_mem / self.dt),
-                       v_leak=np.zeros(n), v_threshold=np.full(n, float(self.v_threshold)))
+        """The hidden LIF node as neurocompile.models builds it: v_leak 0, gain 1."""
+        return neuron_node("LIF", dt=self.dt, n=n, tau_mem=self.tau_mem,
+                           v_threshold=float(self.v_threshold))
 
     def readout_node(self, n: int) -> nir.LI:
         """The LI readout as neurocompile.models builds it: r = 1, v_leak 0 (gain dt/tau_out)."""
-        return nir.LI(tau=np.full(n, self.tau_out), r=np.ones(n), v_leak=np.zeros(n))
+        tau = np.full(n, self.tau_out)
+        return neuron_node("LI", dt=self.dt, n=n, tau_mem=tau, gain=self.dt / tau)
 
-    def hidden_step(self, layer: int) -> NeuronStep:
-        return neuron_step(f"lif{layer + 1}", self.lif_node(self.n_hidden[layer]), self.dt)
+    def hidden_step(self, layer: int) -> NeuronParams:
+        return discretise(f"lif{layer + 1}", self.lif_node(self.n_hidden[layer]), self.dt)
 
-    def readout_step(self) -> NeuronStep:
-        return neuron_step("readout", self.readout_node(self.weights[-1].shape[0]), self.dt)
+    def readout_step(self) -> NeuronParams:
+        return discretise("readout", self.readout_node(self.weights[-1].shape[0]), self.dt)
 
     def forward(self, x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(out (n, T, C) readout membrane, {lif_k: (n, T, H) spikes}) in float64.
@@ -298,25 +300,9 @@ class ADMMNet:
         return nir.NIRGraph(nodes=nodes, edges=list(zip(order, order[1:])), metadata=meta)
 
 
-def _run_neuron(p: NeuronStep, shifted: np.ndarray) -> np.ndarray:
-    """Step one population over time (T, batch, N) exactly as the reference simulator does."""
-    keep_u, keep_v = (1 - p.du).astype(np.float64), (1 - p.dv).astype(np.float64)
-    gain, bias = p.gain.astype(np.float64), p.bias.astype(np.float64)
-    unit_gain = bool(np.all(p.gain == 1))
-    u = np.zeros(shifted.shape[1:])
-    v = np.zeros_like(u)
-    out = np.empty(shifted.shape)
-    for t in range(shifted.shape[0]):
-        u = u * keep_u
-        u += shifted[t] if unit_gain else gain * shifted[t]
-        v = v * keep_v + u + bias
-        if p.v_threshold is None:
-            out[t] = v.copy()
-        else:
-            s = v > p.v_threshold
-            v[s] = 0
-            out[t] = s
-    return out
+def _run_neuron(p: NeuronParams, shifted: np.ndarray) -> np.ndarray:
+    """Step one population over time (T, batch, N) with the contract's step, in float64."""
+    return run(p.prepare(np.float64), shifted).astype(np.float64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,7 +354,7 @@ class _Layer:
     nu: np.ndarray | None = None
     q: np.ndarray | None = None  # (out, k) sparse copy of W (l1 split)
     p_dual: np.ndarray | None = None
-    step: NeuronStep | None = None
+    step: NeuronParams | None = None
 
 
 def _shift_ones(a: np.ndarray) -> np.ndarray:
@@ -603,7 +589,7 @@ def _next_rho(rho: float, row: dict, cfg: ADMMConfig) -> float:
     return min(rho * cfg.rho_growth, cfg.rho_max)
 
 
-def _scalars(st: NeuronStep) -> tuple[float, float, float, float]:
+def _scalars(st: NeuronParams) -> tuple[float, float, float, float]:
     """(c = 1 - dv, gain, bias, v_th) of a homogeneous population, as floats."""
     first = [float(np.asarray(a).reshape(-1)[0]) for a in (1 - st.dv, st.gain, st.bias)]
     vth = float(np.asarray(st.v_threshold).reshape(-1)[0]) if st.v_threshold is not None else 0.0
@@ -628,7 +614,7 @@ def _w_step(a_in: np.ndarray, lay: _Layer, rho: float, cfg: ADMMConfig,
     return theta
 
 
-def _membrane(z: np.ndarray, s: np.ndarray, st: NeuronStep) -> np.ndarray:
+def _membrane(z: np.ndarray, s: np.ndarray, st: NeuronParams) -> np.ndarray:
     """Membrane before reset given pre-activations and spikes: (M) solved forward in time."""
     c, g, beta, _ = _scalars(st)
     v = np.zeros_like(z)

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from neurocompile.errors import UnsupportedError
-from neurocompile.ir.semantics import graph_dt
 from neurocompile.models.networks import (
     MODEL_NAMES,
     READOUT,
@@ -30,6 +29,7 @@ from neurocompile.models.networks import (
     build_model,
 )
 from neurocompile.models.neurons import NeuronLayer
+from neurocompile.semantics.float import graph_dt
 
 _NIR_NEURONS = {"LIF": nir.LIF, "CubaLIF": nir.CubaLIF, "IF": nir.IF, "LI": nir.LI,
                 "CubaLI": nir.CubaLI}

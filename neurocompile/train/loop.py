@@ -26,7 +26,6 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,62 +33,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurocompile import config as settings
 from neurocompile.data import DataSplits, SpikeDataset, iterate_batches, load_dataset
-from neurocompile.errors import NeurocompileError, UnsupportedError
+from neurocompile.errors import UnsupportedError
 from neurocompile.ir.io import write_text
 from neurocompile.train.checkpoint import save_checkpoint
+from neurocompile.train.config import SELECT_MODES, TrainConfig
 from neurocompile.train.losses import layer_spike_counts, total_loss
 from neurocompile.train.optim import AdaBreg, LinBreg, bregman_param_groups, sparse_init_
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 METRICS_NAME = "metrics.json"
-
-
-@dataclass
-class TrainConfig:
-    """Everything one training run depends on (saved into metrics.json and the checkpoint)."""
-
-    model: str = "ff"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    dataset: str = "digits"
-    dataset_kwargs: dict[str, Any] = field(default_factory=dict)
-    optimizer: str = "adam"
-    lr: float | None = None  # None: the trainer's default (DEFAULT_LR)
-    lam: float = 0.05  # Bregman regularisation strength (threshold on the dual variable)
-    reg: str | None = "l1"  # Bregman regulariser for weights: l1, elastic, group or None
-    l2: float = 0.0  # elastic regulariser's l2 part
-    delta: float = 1.0  # Bregman elastic-net scale delta
-    density: float | None = None  # initial weight density; None: 1 (adam), 0.1 (Bregman)
-    init_rescale: bool = False  # scale kept initial weights by 1/sqrt(density) (sparse_init_)
-    spike_loss: float = 0.0  # weight of the spike-count penalty
-    spike_layer_weights: dict[str, float] | None = None
-    normalize_spikes: bool = False
-    spike_loss_warmup_epochs: int = 0  # penalty weight is 0 for epochs 1..warmup
-    spike_loss_ramp_epochs: int = 0  # then rises linearly to spike_loss over this many epochs
-    spike_floor: float = 0.0  # hinge: only a sample's (weighted) spikes above this are penalised
-    select: str = "val_acc"  # best epoch: "val_acc" (highest) or "sparse" (see SELECT_MODES)
-    select_tolerance: float = 0.01  # "sparse": val accuracy within this of the best epoch's
-    epochs: int = 10
-    batch_size: int = 64
-    patience: int | None = 5  # epochs without a better validation accuracy before stopping
-    grad_clip: float | None = None
-    seed: int = 0
-    nproc: int = 1
-    threads: int | None = 1  # torch threads per process (small SNNs run fastest on one)
-    out_dir: str | None = None
-    progress: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        """The config as a JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-
 DEFAULT_LR = {"adam": 2e-3, "linbreg": 0.1, "adabreg": 2e-3}
 DEFAULT_DENSITY = {"linbreg": 0.1, "adabreg": 0.1}
-# "val_acc": the epoch of highest validation accuracy (the first, on ties).
-# "sparse": among epochs whose validation accuracy is within select_tolerance of the highest,
-#           the one with the fewest validation spikes per sample (accuracy, then epoch, on ties).
-SELECT_MODES = ("val_acc", "sparse")
 
 
 def spike_loss_weight(config: TrainConfig, epoch: int) -> float:
@@ -104,20 +60,8 @@ def spike_loss_weight(config: TrainConfig, epoch: int) -> float:
 
 
 def _check_config(config: TrainConfig) -> None:
-    if config.epochs < 1 or config.batch_size < 1 or config.nproc < 1:
-        raise NeurocompileError(f"epochs, batch_size and nproc must be >= 1, got "
-                                f"{config.epochs}, {config.batch_size}, {config.nproc}")
-    if config.spike_loss_warmup_epochs < 0 or config.spike_loss_ramp_epochs < 0:
-        raise NeurocompileError(f"spike_loss_warmup_epochs and spike_loss_ramp_epochs must be "
-                                f">= 0, got {config.spike_loss_warmup_epochs}, "
-                                f"{config.spike_loss_ramp_epochs}")
-    if config.spike_floor < 0:
-        raise NeurocompileError(f"spike_floor must be >= 0, got {config.spike_floor}")
-    if config.select not in SELECT_MODES:
-        raise NeurocompileError(f"unknown epoch selection {config.select!r}; choose one of "
-                                f"{', '.join(SELECT_MODES)}")
-    if config.select_tolerance < 0:
-        raise NeurocompileError(f"select_tolerance must be >= 0, got {config.select_tolerance}")
+    """Every field's type and range (the config loader's rules), for configs built in code."""
+    settings.from_mapping(TrainConfig, settings.to_mapping(config, shallow=True), "TrainConfig")
 
 
 class _SparseSelector:

@@ -1,14 +1,14 @@
 """The part of the Lava target that runs inside the Python 3.10 Lava environment.
 
-`run_plan` builds Lava processes from a `LavaPlan` (see `neurocompile.targets.lava`) and runs
+`run_plan` builds Lava processes from a `LavaPlan` (see `neurocompile.targets.lava.lowering`) and runs
 them on Lava's CPU backend (Loihi2SimCfg, select_tag "floating_pt" or "fixed_pt"). A batch runs
 in one Lava network: the samples' inputs sit one after another in the source ring buffers, the
 network runs `steps` steps per sample, and between samples every LIF's u and v and every
 connection's one-step buffer (a_buff) are set back to zero, so each sample starts from rest.
 
-Worker entry point: ``python -m neurocompile.targets.lava_runtime REQUEST_DIR`` reads
+Worker entry point: ``python -m neurocompile.targets.lava.runtime REQUEST_DIR`` reads
 graph.nir, inputs.npz and request.json there and writes outputs.npz and result.json (or
-error.json with the error's type and message).
+error.json, see `neurocompile.targets.worker`).
 """
 
 from __future__ import annotations
@@ -18,25 +18,18 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
-from types import SimpleNamespace
 
 import nir
 import numpy as np
 
-from neurocompile.errors import InputDataError, NeurocompileError
+from neurocompile.errors import InputDataError
+from neurocompile.semantics.loihi import READOUT_VTH
+from neurocompile.targets import worker
 from neurocompile.targets.base import RunResult
-from neurocompile.targets.lava import FIXED_READOUT_VTH, LavaPlan, lower, replay, write_result
-
-
-def _normalise(plan: LavaPlan, inputs: dict[str, np.ndarray], steps: int | None):
-    """Inputs as time-major (steps, batch, *shape), exactly as the reference simulator pads them."""
-    from neurocompile.targets.reference import _normalise_inputs
-
-    prog = SimpleNamespace(graph=plan.graph, out_shapes=plan.out_shapes, dtype=np.dtype(np.float64))
-    return _normalise_inputs(prog, inputs, steps)
-
+from neurocompile.targets.inputs import time_major
+from neurocompile.targets.lava.lowering import LavaPlan, lower, replay
+from neurocompile.targets.lava.target import write_result
 
 _RECORDERS: dict[str, type] = {}
 
@@ -147,7 +140,7 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
         graded[name] = bool(np.any((flat != 0) & (flat != 1)))
     for name, pop in plan.populations.items():
         if fixed:
-            vth = FIXED_READOUT_VTH if pop.vth is None else int(pop.vth)
+            vth = READOUT_VTH if pop.vth is None else int(pop.vth)
             lif = LIF(shape=(pop.size,), du=int(pop.du), dv=int(pop.dv), vth=vth,
                       bias_mant=pop.bias.astype(np.int32), bias_exp=pop.bias_exp.astype(np.int32),
                       name=name)
@@ -199,7 +192,7 @@ def run_plan(plan: LavaPlan, inputs: dict[str, np.ndarray], steps: int | None = 
     unknown = set(probe) - set(plan.populations)
     if unknown:
         raise InputDataError(f"can only probe neuron nodes; {sorted(unknown)} are not")
-    data, steps, batch = _normalise(plan, inputs, steps)
+    data, steps, batch = time_major(plan.graph, plan.out_shapes, inputs, steps, np.float64)
     if not plan.populations:
         raise InputDataError("graph has no neuron node: nothing to run on Lava")
     rec_dir = tempfile.mkdtemp(prefix="neurocompile-lava-rec-", dir=work_dir)
@@ -278,42 +271,33 @@ def _run(plan: LavaPlan, data, steps: int, batch: int, sparse: str, probe: tuple
     return result, timing
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Worker entry: run the request in REQUEST_DIR; errors go to error.json, exit status 3."""
-    argv = sys.argv[1:] if argv is None else argv
-    directory = Path(argv[0])
+def handle(directory: Path) -> None:
+    """Run the request in `directory` (graph.nir, inputs.npz, request.json)."""
+    from neurocompile.ir.io import load_graph
+
     start = time.perf_counter()
-    try:
-        from neurocompile.ir.io import load_graph
+    request = json.loads((directory / "request.json").read_text())
+    graph = load_graph(directory / "graph.nir")
+    with np.load(directory / "inputs.npz", allow_pickle=False) as f:
+        inputs = {k: np.asarray(f[k]) for k in f.files}
+    t_import = time.perf_counter()
+    import lava  # noqa: F401  (fail early, clearly, where lava-nc is missing)
 
-        request = json.loads((directory / "request.json").read_text())
-        graph = load_graph(directory / "graph.nir")
-        with np.load(directory / "inputs.npz", allow_pickle=False) as f:
-            inputs = {k: np.asarray(f[k]) for k in f.files}
-        t_import = time.perf_counter()
-        import lava  # noqa: F401  (fail early, clearly, where lava-nc is missing)
+    t_lava = time.perf_counter()
+    plan = lower(graph, dt=request.get("dt"), fixed_point=bool(request.get("fixed_point")))
+    result, timing = run_plan(plan, inputs, request.get("steps"),
+                              sparse=request.get("sparse", "auto"),
+                              probe=tuple(request.get("probe", ())), work_dir=str(directory))
+    timing["import_lava_s"] = t_lava - t_import
+    timing["worker_s"] = time.perf_counter() - start
+    write_result(result, directory, timing)
 
-        t_lava = time.perf_counter()
-        plan = lower(graph, dt=request.get("dt"), fixed_point=bool(request.get("fixed_point")))
-        result, timing = run_plan(plan, inputs, request.get("steps"),
-                                  sparse=request.get("sparse", "auto"),
-                                  probe=tuple(request.get("probe", ())),
-                                  work_dir=str(directory))
-        timing["import_lava_s"] = t_lava - t_import
-        timing["worker_s"] = time.perf_counter() - start
-        write_result(result, directory, timing)
-        return 0
-    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent
-        kind = type(exc).__name__ if isinstance(exc, NeurocompileError) else "LavaError"
-        message = str(exc) if isinstance(exc, NeurocompileError) else \
-            f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.startswith("lava"):
-            message = f"lava-nc is not installed in {sys.executable} ({exc})"
-        (directory / "error.json").write_text(json.dumps(
-            {"type": kind, "message": message, "traceback": traceback.format_exc()}))
-        traceback.print_exc()
-        return 3
+
+def _describe(exc: BaseException) -> str | None:
+    if isinstance(exc, ModuleNotFoundError) and exc.name and exc.name.startswith("lava"):
+        return f"lava-nc is not installed in {sys.executable} ({exc})"
+    return None
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(worker.serve(handle, describe=_describe))

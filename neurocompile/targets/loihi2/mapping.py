@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import UnsupportedError
-from neurocompile.targets.lava import LavaPlan, LavaTarget
+from neurocompile.targets.lava.lowering import LavaPlan
 
 
 class ResourceError(UnsupportedError):
@@ -183,13 +183,4 @@ def map_resources(plan: LavaPlan, hardware: str | dict[str, Any] = "loihi2", *, 
     }
 
 
-class Loihi2Target(LavaTarget):
-    """Loihi 2: compile checks and maps onto cores (errors if it does not fit); runs on Lava."""
-
-    name = "loihi2"
-    description = ("Loihi 2 resource mapping (cores, synaptic memory) at compile time; "
-                   "runs on Lava's CPU simulation")
-    enforce_limits = True
-
-
-__all__ = ["Loihi2Target", "ResourceError", "map_resources"]
+__all__ = ["ResourceError", "map_resources"]

@@ -19,12 +19,9 @@ import nir
 import numpy as np
 
 from neurocompile.errors import InputDataError
-from neurocompile.ir.graph import NEURON_TYPES, SPIKING_TYPES, predecessors, quantization_scheme
+from neurocompile.ir.graph import NEURON_TYPES, SPIKING_TYPES, predecessors
+from neurocompile.semantics import loihi
 from neurocompile.targets.reference import simulate
-
-
-def _is_loihi(graph: nir.NIRGraph) -> bool:
-    return quantization_scheme(graph) == "loihi"
 
 
 def _output_info(graph: nir.NIRGraph, name: str) -> tuple[bool, float]:
@@ -33,8 +30,9 @@ def _output_info(graph: nir.NIRGraph, name: str) -> tuple[bool, float]:
     src = graph.nodes[preds[0]] if len(preds) == 1 else None
     spiking = src is not None and isinstance(src, SPIKING_TYPES)
     scale = 1.0
-    if src is not None and isinstance(src, NEURON_TYPES) and not spiking:
-        scale = float(np.asarray((src.metadata or {}).get("loihi.state_scale", 1.0)))
+    if src is not None and isinstance(src, NEURON_TYPES) and not spiking and \
+            loihi.is_quantized(graph):
+        scale = loihi.read_neuron(preds[0], src).state_scale
     return spiking, scale
 
 
@@ -47,7 +45,7 @@ def compare(reference: nir.NIRGraph, transformed: nir.NIRGraph,
             labels: np.ndarray | None = None, fixed_point: bool | None = None
             ) -> dict[str, Any]:
     """Run both graphs on `inputs` and report agreement and activity (JSON-ready dict)."""
-    fixed = _is_loihi(transformed) if fixed_point is None else bool(fixed_point)
+    fixed = loihi.is_quantized(transformed) if fixed_point is None else bool(fixed_point)
     a = simulate(reference, inputs, steps)
     b = simulate(transformed, inputs, steps, fixed_point=fixed)
     outputs: dict[str, Any] = {}

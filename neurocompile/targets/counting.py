@@ -1,0 +1,63 @@
+"""Counters from what a run recorded: one derivation for every target.
+
+A target records each node's values over the run, (steps, batch, *shape) (the reference
+simulator computes them all; the Lava target records sources and neurons and evaluates the
+stateless nodes host-side). From them, per node:
+
+* spikes: non-zero outputs of Input and spiking nodes (LIF, CubaLIF, IF, Threshold);
+* synaptic_events: for a node with weights, sum over its input elements of (samples x steps in
+  which that element was non-zero) x (the element's non-zero fan-out);
+* neuron_updates: neurons x steps x samples, for neuron nodes.
+"""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+
+from neurocompile.ir.analysis import fan_out
+from neurocompile.ir.graph import NEURON_TYPES, SPIKING_TYPES, SYNAPTIC_TYPES, predecessors
+from neurocompile.targets.base import NodeCounters
+
+
+def fan_outs(graph: nir.NIRGraph, in_shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """Flat non-zero fan-out of every synaptic node's input elements (computed once per graph)."""
+    return {n: fan_out(node, tuple(in_shapes[n])).reshape(-1)
+            for n, node in graph.nodes.items() if isinstance(node, SYNAPTIC_TYPES)}
+
+
+def _active(values: np.ndarray) -> np.ndarray:
+    """Per element: how many (step, sample) entries are non-zero."""
+    flat = values.reshape(-1, int(np.prod(values.shape[2:], dtype=np.int64)))
+    if flat.dtype == bool:
+        return flat.sum(axis=0, dtype=np.int64)
+    return np.count_nonzero(flat, axis=0).astype(np.int64)
+
+
+def count(graph: nir.NIRGraph, values: dict[str, np.ndarray], steps: int, batch: int,
+          fan: dict[str, np.ndarray]) -> dict[str, NodeCounters]:
+    """Counters of every node from the recorded values (module docstring)."""
+    preds = predecessors(graph)
+    counters = {n: NodeCounters() for n in graph.nodes}
+    active: dict[str, np.ndarray] = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, SYNAPTIC_TYPES) and preds[name]:
+            srcs = preds[name]
+            if not all(p in values for p in srcs):
+                continue
+            if len(srcs) == 1:  # the usual case: reuse the source's per-element counts
+                if srcs[0] not in active:
+                    active[srcs[0]] = _active(values[srcs[0]])
+                per_elem = active[srcs[0]]
+            else:
+                per_elem = _active(sum(np.asarray(values[p], np.float64) for p in srcs))
+            counters[name].synaptic_events = int(per_elem @ fan[name])
+        if isinstance(node, SPIKING_TYPES + (nir.Input,)) and name in values:
+            if name not in active:
+                active[name] = _active(values[name])
+            counters[name].spikes = int(active[name].sum())
+        if isinstance(node, NEURON_TYPES):
+            size = int(np.prod(values[name].shape[2:])) if name in values else \
+                int(np.prod(np.asarray(node.output_type["output"]).reshape(-1)))
+            counters[name].neuron_updates = int(steps * batch * size)
+    return counters

@@ -1,0 +1,39 @@
+"""The reference simulator as a target: the semantics every backend is tested against."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import nir
+
+from neurocompile import config
+from neurocompile.targets.base import Artifact, RunResult, Target, TargetOptions
+from neurocompile.targets.reference.simulator import NAME, Simulator, build_program
+
+
+@dataclass(frozen=True)
+class ReferenceOptions(TargetOptions):
+    """Options of the reference simulator."""
+
+    dtype: str = config.setting("float64", choices=("float64", "float32"),
+                                help="Arithmetic of the float model.")
+    probe: tuple[str, ...] = config.setting(
+        (), help="Neuron nodes whose u and v traces are returned (RunResult.probes).")
+
+
+class ReferenceTarget(Target):
+    """NumPy reference simulator (float64 or float32; Loihi fixed point for quantized graphs)."""
+
+    name = NAME
+    description = "NumPy reference simulator; the semantics every backend is checked against"
+    Options = ReferenceOptions
+
+    def compile(self, graph: nir.NIRGraph, options=None) -> Artifact:
+        opts = self.options(options)
+        prog = build_program(graph, opts.dt, opts.dtype, opts.fixed_point)
+        return Artifact(NAME, graph, opts, {"dt": prog.dt, "nodes": len(graph.nodes)})
+
+    def run(self, artifact: Artifact, inputs, steps: int | None = None) -> RunResult:
+        opts = self.options(artifact.options)
+        prog = build_program(artifact.graph, opts.dt, opts.dtype, opts.fixed_point)
+        return Simulator(prog, opts.probe).run(inputs, steps)
