@@ -144,8 +144,11 @@ def test_parameter_mapping_formulas():
 
 
 CORE_IMPORT = ("import sys; sys.modules['torch'] = None; "
-               "import neurocompile.ir, neurocompile.targets.reference, neurocompile.targets; "
-               "import neurocompile.passes, neurocompile.energy; print('ok')")
+               "import neurocompile.ir, neurocompile.semantics, neurocompile.passes; "
+               "import neurocompile.targets.reference, neurocompile.targets.lava; "
+               "import neurocompile.targets.loihi2, neurocompile.targets.worker; "
+               "import neurocompile.analysis, neurocompile.energy, neurocompile.config; "
+               "import neurocompile.train.config; print('ok')")
 
 
 def test_core_imports_without_torch():

@@ -39,6 +39,29 @@ def train_cmd(hidden, sparse_backward, b_th, steps, data_path, out_dir, **kwargs
     from neurocompile.train.export import to_nir
     from neurocompile.train.loop import CHECKPOINT_NAME, train
 
+    cfg = config_from_options(kwargs, hidden=hidden, sparse_backward=sparse_backward, b_th=b_th,
+                              steps=steps, data_path=data_path, out_dir=out_dir)
+    metrics = train(cfg)
+    model, _ = load_model(out_dir / CHECKPOINT_NAME)
+    nir_path = save_graph(to_nir(model), out_dir / "model.nir")
+    from neurocompile.train.plots import plot_training
+
+    curves = plot_training(metrics, out_dir / "training.png")
+    click.echo(
+        f"best epoch {metrics['best_epoch']}: val {metrics['val_acc']:.3f}  "
+        f"test {metrics['test_acc']:.3f}  non-zero weights {metrics['nonzero_weights']}/"
+        f"{metrics['weight_count']} ({metrics['nonzero_fraction']:.3f})  "
+        f"spikes/sample {metrics['test_spikes_per_sample']:.1f}")
+    click.echo(f"wrote {out_dir / CHECKPOINT_NAME}, {out_dir / 'metrics.json'}, {nir_path}, "
+               f"{curves}")
+
+
+def config_from_options(kwargs: dict, *, hidden: int | None = None, sparse_backward: bool = False,
+                        b_th: float | None = None, steps: int | None = None,
+                        data_path: Path | None = None, out_dir: Path | str = "run"
+                        ) -> TrainConfig:
+    """The TrainConfig of the command's options: given options over TrainConfig's defaults,
+    the shortcuts written into model_kwargs / dataset_kwargs."""
     values = config.cli_values(TrainConfig, kwargs)
     model_kwargs = dict(values.get("model_kwargs", {}))
     dataset_kwargs = dict(values.get("dataset_kwargs", {}))
@@ -65,17 +88,4 @@ def train_cmd(hidden, sparse_backward, b_th, steps, data_path, out_dir, **kwargs
         dataset_kwargs["path"] = str(data_path)
     values.update(model_kwargs=model_kwargs, dataset_kwargs=dataset_kwargs,
                   out_dir=str(out_dir))
-    cfg = config.from_mapping(TrainConfig, values, "train options")
-    metrics = train(cfg)
-    model, _ = load_model(out_dir / CHECKPOINT_NAME)
-    nir_path = save_graph(to_nir(model), out_dir / "model.nir")
-    from neurocompile.train.plots import plot_training
-
-    curves = plot_training(metrics, out_dir / "training.png")
-    click.echo(
-        f"best epoch {metrics['best_epoch']}: val {metrics['val_acc']:.3f}  "
-        f"test {metrics['test_acc']:.3f}  non-zero weights {metrics['nonzero_weights']}/"
-        f"{metrics['weight_count']} ({metrics['nonzero_fraction']:.3f})  "
-        f"spikes/sample {metrics['test_spikes_per_sample']:.1f}")
-    click.echo(f"wrote {out_dir / CHECKPOINT_NAME}, {out_dir / 'metrics.json'}, {nir_path}, "
-               f"{curves}")
+    return config.from_mapping(TrainConfig, values, "train options")

@@ -100,6 +100,18 @@ class LavaTarget(Target):
     def __init__(self) -> None:
         self.last_run_info: dict[str, Any] = {}
 
+    @classmethod
+    def missing_requirements(cls) -> list[str]:
+        """Empty when lava-nc imports here or a Lava interpreter is configured (not started:
+        `neurocompile doctor` runs it)."""
+        if lava_importable():
+            return []
+        try:
+            find_lava_python()
+        except UnsupportedError as exc:
+            return [f"a Lava environment ({exc})"]
+        return []
+
     def compile(self, graph: nir.NIRGraph, options=None) -> Artifact:
         """Lower (to check the graph runs on Lava) and map onto Loihi 2 cores."""
         from neurocompile.targets.loihi2.mapping import map_resources
