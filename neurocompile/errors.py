@@ -33,10 +33,10 @@ class GraphValidationError(NeurocompileError):
 
     def __init__(self, problems: list[Problem], source: str | None = None):
         self.problems = list(problems)
-        where = f" in {source}" if source else ""
-        lines = [f"{len(self.problems)} problem(s){where}:"]
-        lines += [f"  - {p}" for p in self.problems]
-        super().__init__("\n".join(lines))
+        where = f"{source}: " if source else ""
+        shown = "; ".join(str(p) for p in self.problems[:5])
+        more = f"; and {len(self.problems) - 5} more" if len(self.problems) > 5 else ""
+        super().__init__(f"{where}{len(self.problems)} problem(s): {shown}{more}")
 
 
 class UnsupportedError(NeurocompileError):

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from neurocompile.config import setting
 from neurocompile.energy.report import DEFAULT_HARDWARE
 from neurocompile.errors import InputDataError
 from neurocompile.ir.io import load_graph, save_graph, write_text
+from neurocompile.rundir import commit, run_lock, staging_dir
 from neurocompile.train.config import TrainConfig
 
 STAGES = ("train", "prune", "quantize", "compile", "simulate", "energy")
@@ -195,6 +195,7 @@ class Pipeline:
         self.cfg = config.from_mapping(PipelineConfig, config.to_mapping(cfg, shallow=True),
                                        "pipeline config")
         self.dir = Path(cfg.out_dir)
+        self.work = self.dir  # where stages write: a staging directory while run() runs
         self.console = console or _console()
         self._data = None
 
@@ -209,6 +210,10 @@ class Pipeline:
         return self._data
 
     def _need(self, name: str, stage: str) -> Path:
+        """An earlier stage's output: this run's, else the run directory's."""
+        staged = self.work / name
+        if staged.exists():
+            return staged
         path = self.dir / name
         if not path.exists():
             raise InputDataError(f"{path}: missing; run the pipeline from an earlier stage "
@@ -223,12 +228,12 @@ class Pipeline:
         from neurocompile.train.export import to_nir
         from neurocompile.train.loop import fit
 
-        tc = dataclasses.replace(self.cfg.train, out_dir=str(self.dir / "train"))
+        tc = dataclasses.replace(self.cfg.train, out_dir=str(self.work / "train"))
         model, metrics = fit(tc, data=self.data)
-        save_graph(to_nir(model), self.dir / "model.nir")
+        save_graph(to_nir(model), self.work / "model.nir")
         from neurocompile.train.plots import plot_training
 
-        plot_training(metrics, self.dir / "train" / "training.png")
+        plot_training(metrics, self.work / "train" / "training.png")
         if metrics["test_spikes_per_sample"] == 0 or metrics["test_acc"] < 2 / self.data.n_classes:
             self.say("train", "[bold yellow]warning[/]: the trained network is silent or near "
                               "chance; train longer (epochs) or raise lr before deploying it")
@@ -250,8 +255,8 @@ class Pipeline:
             calib = self.data.train.x[: cfg.calibration_samples]
             graph, rep = run_pass("dead", graph, calibration={"input": calib})
             reports.append(rep)
-        save_graph(graph, self.dir / "pruned.nir")
-        _json(self.dir / "prune_report.json", [r.to_dict() for r in reports])
+        save_graph(graph, self.work / "pruned.nir")
+        _json(self.work / "prune_report.json", [r.to_dict() for r in reports])
         nz, total = _nonzero_params(graph)
         self.say("prune", f"{nz:,} of {total:,} parameters non-zero; "
                           f"{sum(count_neurons(n) for n in graph.nodes.values())} neurons")
@@ -261,8 +266,8 @@ class Pipeline:
 
         graph = load_graph(self._need("pruned.nir", "quantize"))
         qgraph, rep = run_pass("loihi", graph, {"bits": self.cfg.quantize.bits})
-        save_graph(qgraph, self.dir / "quantized.nir")
-        _json(self.dir / "quantize_report.json", rep.to_dict())
+        save_graph(qgraph, self.work / "quantized.nir")
+        _json(self.work / "quantize_report.json", rep.to_dict())
         self.say("quantize", f"Loihi fixed point, {self.cfg.quantize.bits}-bit weight mantissas")
 
     def compile(self) -> None:
@@ -272,7 +277,7 @@ class Pipeline:
         graph = load_graph(self._need("quantized.nir", "compile"))
         target = self.cfg.compile.target
         artifact = get_target(target).compile(graph, {"fixed_point": True})
-        write_artifact(artifact, self.dir / "artifact")
+        write_artifact(artifact, self.work / "artifact")
         res = artifact.manifest.get("resources", {})
         self.say("compile", f"{target}: {res.get('cores_used', '?')} core(s); "
                             f"artifact in {self.dir / 'artifact'}")
@@ -326,7 +331,7 @@ class Pipeline:
                                      f"{'fixed-point' if fixed else 'float'} run, max readout "
                                      f"difference {o['max_abs_difference']:.2g}, class agreement "
                                      f"{o['class_agreement']:.0%}")
-        _json(self.dir / "simulate.json", out)
+        _json(self.work / "simulate.json", out)
         acc = out["accuracy"]
         self.say("simulate", f"test accuracy float {acc['float']:.3f}, pruned {acc['pruned']:.3f}, "
                              f"quantized {acc['quantized']:.3f} ({len(test)} samples, reference)")
@@ -342,7 +347,7 @@ class Pipeline:
         mapping = manifest.get("resources")
         report = build_report(graph, result, self.cfg.energy.hardware, mapping=mapping,
                               source=str(self.dir / "quantized.nir"))
-        energy_dir = self.dir / "energy"
+        energy_dir = self.work / "energy"
         save_report(report, energy_dir / "report.json")
         plots = [p.name for p in plot_report(report, energy_dir)]
         write_text(energy_dir / "report.md", render_markdown(report, plots))
@@ -353,25 +358,34 @@ class Pipeline:
 
     # -- driver ----------------------------------------------------------------------------
     def run(self, start: str = "train", stop: str = "energy") -> dict[str, Any]:
-        """Run stages start..stop; write and return summary.json."""
+        """Run stages start..stop as one transaction; write and return summary.json.
+
+        Stages write into a staging directory inside the run directory; only when all of
+        them succeed do their outputs replace the old ones (and the now stale outputs of later
+        stages go). A failed, interrupted or killed run leaves the run directory as it was. One
+        run at a time per directory (a lock); a second is refused with the holder's pid.
+        """
         for name in (start, stop):
             if name not in STAGES:
                 raise InputDataError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
         first, last = STAGES.index(start), STAGES.index(stop)
+        if last < first:
+            raise InputDataError(f"--to {stop} comes before --from {start}; stages in order: "
+                                 f"{', '.join(STAGES)}")
         self.dir.mkdir(parents=True, exist_ok=True)
-        for stage in STAGES[first:]:
-            for name in STAGE_OUTPUTS[stage]:
-                path = self.dir / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
-        _json(self.dir / "config.json", dataclasses.asdict(self.cfg))
-        timings = {}
-        for stage in STAGES[first:last + 1]:
-            t0 = time.perf_counter()
-            getattr(self, stage)()
-            timings[stage] = round(time.perf_counter() - t0, 2)
+        with run_lock(self.dir), staging_dir(self.dir) as work:
+            self.work = work
+            try:
+                _json(work / "config.json", dataclasses.asdict(self.cfg))
+                timings = {}
+                for stage in STAGES[first:last + 1]:
+                    t0 = time.perf_counter()
+                    getattr(self, stage)()
+                    timings[stage] = round(time.perf_counter() - t0, 2)
+                stale = [n for stage in STAGES[last + 1:] for n in STAGE_OUTPUTS[stage]]
+                commit(work, self.dir, stale)
+            finally:
+                self.work = self.dir
         summary = self.summary()
         summary["stage_seconds"] = timings
         _json(self.dir / "summary.json", summary)

@@ -50,14 +50,35 @@ def test_round_trip_preserves_every_parameter(tmp_path):
 
 
 def test_atomic_save_leaves_no_partial_file(tmp_path, monkeypatch):
-    def boom(path, graph):
-        open(path, "wb").write(b"partial")
+    def boom(f, graph):
+        f.write(b"partial")
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(nir, "write", boom)
     with pytest.raises(RuntimeError):
         save_graph(ff_graph(), tmp_path / "g.nir")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_write_leaves_no_file(tmp_path):
+    """SIGKILL in the middle of a write: the old file is intact and no temporary file is left
+    (the new content has no name until it is complete)."""
+    import signal
+    import time
+
+    target = tmp_path / "data.txt"
+    target.write_text("old")
+    code = ("import time; from neurocompile.ir.io import atomic_path\n"
+            f"with atomic_path({str(target)!r}) as tmp:\n"
+            "    open(tmp, 'w').write('x' * 10_000_000); print('written', flush=True)\n"
+            "    time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, cwd=REPO)
+    assert proc.stdout.readline().strip() == b"written"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.1)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.txt"]
 
 
 def test_dangling_edge():

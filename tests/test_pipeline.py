@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 from neurocompile.errors import ConfigError, InputDataError
-from neurocompile.pipeline import EnergyStage, Pipeline, PipelineConfig, SimulateStage
+from neurocompile.pipeline import EnergyStage, Pipeline, PipelineConfig, PruneStage, SimulateStage
 
 TINY = """
 [train]
@@ -131,3 +132,89 @@ def test_default_pipeline_meets_its_promises(tmp_path, lava_python_path):
                                  "accuracy_within_2_points_after_prune_and_quantize": True,
                                  "nonzero_parameters_at_most_half_of_dense": True}
     assert summary["simulate"]["accuracy"]["float"] >= 0.9
+
+
+def _tiny_cfg(out: Path, **train) -> PipelineConfig:
+    from neurocompile.config import replace
+
+    base = dict(model_kwargs={"n_hidden": 12}, epochs=1, dataset_kwargs={"steps": 6},
+                optimizer="adam", lr=5e-3, progress=False)
+    t = replace(PipelineConfig().train, "test", **{**base, **train})
+    return PipelineConfig(out_dir=str(out), train=t, simulate=SimulateStage(verify_samples=0),
+                          prune=PruneStage(calibration_samples=32),
+                          energy=EnergyStage(hardware=["cmos45"]))
+
+
+def _snapshot(run: Path) -> dict[str, int]:
+    return {str(p.relative_to(run)): p.stat().st_mtime_ns for p in sorted(run.rglob("*"))
+            if p.is_file() and p.name != ".lock"
+            and not str(p.relative_to(run)).startswith(".staging-")}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("tx") / "run"
+    pipe = Pipeline(_tiny_cfg(run), console=None)
+    pipe.console.quiet = True
+    pipe.run()
+    return run
+
+
+def test_a_failed_rerun_leaves_the_run_directory_as_it_was(finished_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = _snapshot(run)
+    assert "energy/report.json" in before and "model.nir" in before
+    bad = Pipeline(_tiny_cfg(run, model_kwargs={"n_hiden": 3}), console=None)
+    bad.console.quiet = True
+    with pytest.raises(Exception, match="n_hiden"):
+        bad.run()
+    assert _snapshot(run) == before
+    assert not list(run.glob(".staging-*"))
+    with pytest.raises(InputDataError, match="--to prune comes before --from simulate"):
+        Pipeline(_tiny_cfg(run), console=None).run("simulate", "prune")
+    assert _snapshot(run) == before
+
+
+def test_a_second_run_on_the_same_directory_is_refused(finished_run, tmp_path):
+    from neurocompile.rundir import run_lock
+
+    with run_lock(finished_run):
+        with pytest.raises(InputDataError, match=r"another run is using this directory \(pid"):
+            Pipeline(_tiny_cfg(finished_run), console=None).run("energy", "energy")
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_killed_rerun_keeps_earlier_outputs(finished_run, tmp_path, sig):
+    """kill -9 / SIGTERM of the CLI mid-run: every earlier output intact, no process left;
+    after SIGTERM no staging directory either (after SIGKILL the next run removes it)."""
+    import shutil
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = _snapshot(run)
+    config = tmp_path / "slow.toml"
+    config.write_text('[train]\noptimizer = "adam"\nepochs = 50\nprogress = false\n'
+                      'model_kwargs = { n_hidden = 64 }\n[simulate]\nverify_samples = 0\n')
+    proc = subprocess.Popen([sys.executable, "-m", "neurocompile.cli.main", "pipeline",
+                             str(config), "--out", str(run)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not list(run.glob(".staging-*/train/*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(run.glob(".staging-*/train/*")), "the rerun never started training"
+    proc.send_signal(getattr(signal, sig))
+    rc = proc.wait(timeout=60)
+    assert rc != 0
+    assert _snapshot(run) == before
+    if sig == "SIGTERM":
+        assert not list(run.glob(".staging-*"))
+    again = Pipeline(_tiny_cfg(run), console=None)
+    again.console.quiet = True
+    again.run("energy", "energy")  # takes the lock, removes what a killed run left
+    assert not list(run.glob(".staging-*"))

@@ -4,6 +4,8 @@ so `neurocompile inspect` never pays for importing torch."""
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 
 import click
@@ -48,21 +50,43 @@ def cli() -> None:
     simulate them and report what they cost."""
 
 
+def _terminate(signum: int, _frame) -> None:
+    """SIGTERM/SIGHUP end the run like Ctrl-C: cleanups run, partial outputs are removed."""
+    raise SystemExit(128 + signum)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors print as one line (no traceback) and exit with status 2."""
+    """Entry point: a user error prints as one line on stderr (no traceback) and exits with
+    status 2; an internal error says it is one (set NEUROCOMPILE_DEBUG=1 for the traceback)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
     try:
         cli.main(args=argv, standalone_mode=False)
     except NeurocompileError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+        click.echo(f"error: {where}{_one_line(exc.format_message())} (see --help)", err=True)
+        sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last resort: say it is ours, not the user's
+        if os.environ.get("NEUROCOMPILE_DEBUG"):
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {_one_line(exc)[:300]} -- this is a "
+                   "bug in neurocompile, not in your input; rerun with NEUROCOMPILE_DEBUG=1 "
+                   "and report the traceback", err=True)
+        sys.exit(70)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
+from typing import BinaryIO
 from pathlib import Path
 
 import h5py
@@ -17,19 +18,80 @@ from neurocompile.errors import InputDataError, NIRFileError
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary path for `path`'s new content; on success it is fsynced and renamed
+    onto `path`, on failure removed.
+
+    Where the file system allows (Linux O_TMPFILE), the temporary file has no name until the
+    block succeeds, so a killed process leaves nothing behind; it is written through
+    /proc/self/fd. Elsewhere a hidden `.NAME.*.tmp` file beside `path` is used.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd = _unnamed_file(path.parent)
+    if fd is not None:
+        try:
+            yield Path(f"/proc/self/fd/{fd}")
+            os.fsync(fd)
+            tmp = path.parent / f".{path.name}.{os.getpid()}.link.tmp"
+            dirfd = os.open(path.parent, os.O_RDONLY)
+            try:  # a dir fd makes CPython call linkat(..., AT_SYMLINK_FOLLOW), not link()
+                os.link(f"/proc/self/fd/{fd}", tmp.name, dst_dir_fd=dirfd, follow_symlinks=True)
+            finally:
+                os.close(dirfd)
+            try:
+                os.replace(tmp, path)
+            finally:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+            _fsync_dir(path.parent)
+        finally:
+            os.close(fd)
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
                                dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; give the file the usual mode
     try:
         yield Path(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """`atomic_path` as an open binary file (what HDF5 writers get: h5py writes file objects)."""
+    with atomic_path(path) as tmp, open(tmp, "w+b") as f:
+        yield f
+        f.flush()
+
+
+def _unnamed_file(directory: Path) -> int | None:
+    """An O_TMPFILE descriptor in `directory` that can be linked later, or None."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None or not os.path.isdir("/proc/self/fd"):
+        return None
+    try:
+        return os.open(directory, flag | os.O_RDWR, 0o666 & ~current_umask())
+    except OSError:
+        return None
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def current_umask() -> int:
@@ -78,8 +140,8 @@ def load_graph(path: str | os.PathLike) -> nir.NIRGraph:
 def save_graph(graph: nir.NIRGraph, path: str | os.PathLike) -> Path:
     """Write a NIR graph atomically; returns the path."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        nir.write(str(tmp), graph)
+    with atomic_file(path) as f:
+        nir.write(f, graph)
     return path
 
 
@@ -119,10 +181,9 @@ def load_spikes(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def save_spikes(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, dt: float = 1.0) -> Path:
     """Write arrays keyed by node name: .npz, or a NIR data file for any other suffix."""
     path = Path(path)
-    with atomic_path(path) as tmp:
+    with atomic_file(path) as f:
         if path.suffix == ".npz":
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            np.savez_compressed(f, **{k: np.asarray(v) for k, v in arrays.items()})
         else:
             nodes = {}
             for name, arr in arrays.items():
@@ -130,5 +191,5 @@ def save_spikes(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, dt: f
                 flat = arr.reshape(arr.shape[0], arr.shape[1], -1)
                 nodes[name] = nir.NIRNodeData(
                     observables={"output": nir.TimeGriddedData(data=flat, dt=float(dt))})
-            nir.write_data(str(tmp), nir.NIRGraphData(nodes=nodes))
+            nir.write_data(f, nir.NIRGraphData(nodes=nodes))
     return path

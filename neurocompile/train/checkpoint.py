@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from neurocompile.errors import NeurocompileError
-from neurocompile.ir.io import atomic_path, write_text
+from neurocompile.ir.io import atomic_file, write_text
 
 
 class CheckpointError(NeurocompileError):
@@ -47,8 +47,9 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     meta = {**model_metadata(model), **(metadata or {})}
     text = json.dumps(meta, indent=2, sort_keys=True, default=str)
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"neurocompile": text})
+    data = save(tensors, metadata={"neurocompile": text})
+    with atomic_file(path) as f:
+        f.write(data)
     write_text(metadata_path(path), text + "\n")
     return path
 
