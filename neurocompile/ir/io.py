@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+import zipfile
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO
 from pathlib import Path
+from typing import BinaryIO
 
 import h5py
 import nir
 import numpy as np
 
 from neurocompile.errors import InputDataError, NIRFileError
+from neurocompile.ir.limits import check_bytes
 
 
 @contextlib.contextmanager
@@ -107,13 +110,64 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def _check_hdf5(path: Path) -> None:
-    if not path.exists():
-        raise NIRFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise NIRFileError(f"{path}: is a directory, not a NIR file")
+NUMERIC_KINDS = "biuf"  # bool, int, unsigned, float: what a graph or input array may hold
+
+
+def _check_regular(path: Path, error: type[Exception]) -> None:
+    """A regular file (not a directory, FIFO or device such as /dev/zero)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{path}: is a directory, not a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: not a regular file (a device, FIFO or socket)")
+
+
+def _check_hdf5(path: Path, error: type[Exception] = NIRFileError) -> None:
+    _check_regular(path, error)
     if not h5py.is_hdf5(path):
-        raise NIRFileError(f"{path}: not an HDF5 file (truncated or another format)")
+        raise error(f"{path}: not an HDF5 file (truncated or another format)")
+    try:
+        with h5py.File(path, "r") as f:
+            _check_hdf5_objects(path, f, error)
+    except (NIRFileError, InputDataError):
+        raise
+    except Exception as exc:  # damaged files raise many kinds
+        raise error(f"{path}: cannot read HDF5 ({type(exc).__name__}: {exc})") from None
+
+
+def _check_hdf5_objects(path: Path, root: h5py.File, error: type[Exception]) -> None:
+    """Refuse what would make reading this file read another file, or allocate too much:
+    external and soft links, external raw storage, virtual datasets; non-numeric arrays other
+    than strings; more declared bytes than the limit."""
+    total, count, stack = 0, 0, [("", root)]
+    while stack:
+        prefix, group = stack.pop()
+        for name in group:
+            where = f"{prefix}/{name}"
+            count += 1
+            if count > 1_000_000:
+                raise error(f"{path}: more than 1,000,000 HDF5 objects")
+            link = group.get(name, getlink=True)
+            if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
+                raise error(f"{path}: {where} is a link ({type(link).__name__}); links to "
+                            "other objects or files are not read")
+            obj = group[name]
+            if isinstance(obj, h5py.Group):
+                stack.append((where, obj))
+                continue
+            if obj.external or obj.is_virtual:
+                raise error(f"{path}: {where} keeps its data in another file (external or "
+                            "virtual storage); not read")
+            kind = obj.dtype.kind
+            if kind not in NUMERIC_KINDS and not h5py.check_string_dtype(obj.dtype):
+                raise error(f"{path}: {where} has dtype {obj.dtype}; arrays must be numbers")
+            total += int(obj.size) * int(obj.dtype.itemsize)
+    check_bytes(f"{path}: declared arrays", total)
 
 
 def load_graph(path: str | os.PathLike) -> nir.NIRGraph:
@@ -152,15 +206,15 @@ def load_spikes(path: str | os.PathLike) -> dict[str, np.ndarray]:
     .npz files are read with allow_pickle=False.
     """
     path = Path(path)
-    if not path.exists():
-        raise InputDataError(f"{path}: no such file")
+    _check_regular(path, InputDataError)
     if path.suffix == ".npz":
+        _check_npz(path)
         try:
             with np.load(path, allow_pickle=False) as data:
                 return {k: np.asarray(data[k]) for k in data.files}
         except Exception as exc:
             raise InputDataError(f"{path}: cannot read .npz ({type(exc).__name__}: {exc})") from exc
-    _check_hdf5(path)
+    _check_hdf5(path, InputDataError)
     try:
         data = nir.read_data(str(path))
     except Exception as exc:
@@ -176,6 +230,30 @@ def load_spikes(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not out:
         raise InputDataError(f"{path}: NIR data file holds no time-gridded node data")
     return out
+
+
+def _check_npz(path: Path) -> None:
+    """Read each member's header only: numeric dtypes, and the bytes they declare within the
+    limit (a small compressed file may inflate to gigabytes)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = 0
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    raise InputDataError(f"{path}: member {info.filename!r} is not a .npy array")
+                with zf.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                            else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read(member)
+                if dtype.kind not in NUMERIC_KINDS or dtype.fields is not None:
+                    raise InputDataError(f"{path}: array {info.filename[:-4]!r} has dtype "
+                                         f"{dtype}; expected numbers")
+                total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+                check_bytes(f"{path}: arrays", total)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise InputDataError(f"{path}: not a readable .npz ({type(exc).__name__}: "
+                             f"{str(exc)[:120]})") from None
 
 
 def save_spikes(arrays: Mapping[str, np.ndarray], path: str | os.PathLike, dt: float = 1.0) -> Path:

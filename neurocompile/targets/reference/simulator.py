@@ -41,6 +41,7 @@ from neurocompile.semantics import float as fsem
 from neurocompile.semantics import stateless
 from neurocompile.targets import counting
 from neurocompile.targets.base import RunResult
+from neurocompile.ir.limits import check_bytes
 from neurocompile.targets.inputs import time_major
 
 NAME = "reference"
@@ -137,6 +138,9 @@ class Simulator:
         start = time.perf_counter()
         prog = self.prog
         data, steps, batch = time_major(prog.graph, prog.out_shapes, inputs, steps, prog.dtype)
+        per_step = sum(int(np.prod(s)) for s in prog.out_shapes.values())
+        check_bytes(f"simulating {batch} sample(s) x {steps} steps ({per_step:,} values per "
+                    "step)", 2 * batch * steps * per_step * np.dtype(prog.dtype).itemsize)
         self.steps, self.batch = steps, batch
         self.values: dict[str, np.ndarray] = {}
         self.states: dict[str, Any] = {}
