@@ -29,17 +29,24 @@ def test_cli_writes_json_and_markdown(sample, tmp_path, capsys):
     assert "# Energy report" in md and "| loihi |" in md
 
 
-def test_cli_accepts_artifact_directory_with_resource_map(sample, tmp_path, capsys):
+def test_cli_accepts_a_compiled_artifact_and_checks_it(sample, tmp_path, capsys):
+    from neurocompile.ir.io import load_graph
+    from neurocompile.targets import get_target
+    from neurocompile.targets.artifact import write_artifact
+
     graph, data = sample
-    art = tmp_path / "artifact"
-    art.mkdir()
-    shutil.copy(graph, art / "model.nir")
-    (art / "manifest.json").write_text(json.dumps(
-        {"target": "lava", "resource_map": {"cores": [{"core": 0, "neurons": 42}]}}))
+    art = write_artifact(get_target("lava").compile(load_graph(graph)), tmp_path / "artifact")
     main(["energy", str(art), "--input", str(data), "--targets", "loihi2", "--format", "json"])
     rep = json.loads(capsys.readouterr().out)
-    assert rep["hardware"]["loihi2"]["resources_mapped"]["cores"] == 1
-    assert rep["hardware"]["loihi2"]["resources_mapped"]["neurons"] == 42
+    assert rep["hardware"]["loihi2"]["resources_mapped"]["cores"] >= 1
+    manifest = json.loads((art / "manifest.json").read_text())
+    manifest["files"] = {"../../etc/passwd": {"sha256": "0" * 64}, "graph.nir":
+                         manifest["files"]["graph.nir"]}
+    (art / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(SystemExit) as exc:
+        main(["energy", str(art), "--input", str(data)])
+    assert exc.value.code == 2
+    assert "files must be plain names inside the artifact" in capsys.readouterr().err
 
 
 def test_cli_errors_are_one_line(sample, tmp_path, capsys):
@@ -50,7 +57,7 @@ def test_cli_errors_are_one_line(sample, tmp_path, capsys):
         main(["energy", str(empty), "--input", str(data)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "exactly one .nir file" in err and err.count("\n") == 1
+    assert "no manifest.json; not a compiled artifact" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):
         main(["energy", str(graph), "--input", str(data), "--targets", "nosuchchip"])
     assert "unknown hardware 'nosuchchip'" in capsys.readouterr().err

@@ -11,23 +11,16 @@ from neurocompile.errors import InputDataError, NIRFileError
 
 
 def _resolve_model(model: Path) -> tuple[Path, dict | None]:
-    """A .nir file, or an artifact directory holding one NIR file (and maybe a manifest)."""
+    """A .nir file, or a compiled artifact directory (its manifest and hashes checked by
+    `read_artifact` before anything in it is read)."""
+    from neurocompile.targets.artifact import GRAPH_FILE, read_artifact
+
     if not model.exists():
         raise NIRFileError(f"{model}: no such file or directory")
     if not model.is_dir():
         return model, None
-    nirs = sorted(p for p in model.iterdir() if p.suffix in (".nir", ".h5", ".hdf5"))
-    if len(nirs) != 1:
-        raise NIRFileError(f"{model}: artifact directory must hold exactly one .nir file, "
-                           f"found {[p.name for p in nirs]}")
-    manifest = None
-    mpath = model / "manifest.json"
-    if mpath.is_file():
-        try:
-            manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
-            raise InputDataError(f"{mpath}: not valid JSON ({exc})") from exc
-    return nirs[0], manifest
+    stored = read_artifact(model)
+    return model / GRAPH_FILE, stored.manifest
 
 
 def _mapping_from(manifest: dict | None, mapping_path: Path | None) -> dict | None:
@@ -84,6 +77,9 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
     from neurocompile.targets.reference import simulate
 
     graph_path, manifest = _resolve_model(model)
+    if dt is None and manifest and isinstance(manifest.get("options"), dict):
+        stored_dt = manifest["options"].get("dt")  # the time step the artifact was compiled at
+        dt = float(stored_dt) if isinstance(stored_dt, (int, float)) and stored_dt > 0 else None
     graph = load_graph_warn_dt(graph_path, dt)
     quantized = quantization_scheme(graph) == "loihi"
     try:  # a Loihi-quantized graph is counted in its integer arithmetic, as it would run
