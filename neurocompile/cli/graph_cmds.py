@@ -11,7 +11,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from neurocompile.cli.common import load_graph_warn_dt
+from neurocompile.cli.common import check_outputs, load_graph_warn_dt
 from neurocompile.errors import InputDataError
 from neurocompile.ir.io import load_graph, load_spikes, save_spikes, write_text
 
@@ -50,7 +50,7 @@ def inspect_cmd(graph_path: Path, as_json: bool) -> None:
     """Show nodes, shapes, parameter counts and weight sparsity of a NIR graph, and validate it."""
     from neurocompile.ir.validate import validate
 
-    graph = load_graph(graph_path)
+    graph = load_graph(graph_path, check=False)
     problems = validate(graph)
     if as_json:
         from neurocompile.ir.shapes import infer_shapes
@@ -69,7 +69,9 @@ def inspect_cmd(graph_path: Path, as_json: bool) -> None:
         if not problems:
             console.print("[green]valid[/green]")
     if problems:
-        raise SystemExit(1)
+        click.echo(f"error: {graph_path}: {len(problems)} problem(s); the first: {problems[0]}",
+                   err=True)
+        raise SystemExit(2)
 
 
 @click.command("simulate")
@@ -87,6 +89,11 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     """Run a NIR graph (or a compiled artifact) on input spikes and print per-node activity."""
     from neurocompile.targets import get_target
 
+    summary_path = out_path.with_suffix(".json") if out_path is not None else None
+    if out_path is not None and out_path.suffix == ".json":
+        raise InputDataError(f"{out_path}: --out takes the spikes file (.npz or a NIR data "
+                             "file); the JSON summary is written beside it")
+    check_outputs([model, input_path], [out_path, summary_path])
     backend = get_target(target)
     graph_options = {"dt": dt, "fixed_point": True if fixed_point else None}
     if model.is_dir():

@@ -82,10 +82,11 @@ def _pass_command(kind: str, selector: str, default: str | None, doc: str) -> cl
     def command(graph_path: Path, method: str, calibration_path: Path | None, steps: int | None,
                 dt: float | None, output: Path, json_path: Path | None, **kwargs) -> None:
         from neurocompile.analysis import run_pass
-        from neurocompile.cli.common import load_graph_warn_dt
+        from neurocompile.cli.common import check_outputs, load_graph_warn_dt
         from neurocompile.passes import get_pass
 
         get_pass(method, kind)  # an unknown name: one line listing the known ones
+        check_outputs([graph_path, calibration_path], [output, json_path])
         options = config.union_values(classes, method, kwargs, f"--{selector}", union.names)
         graph = load_graph_warn_dt(graph_path, dt)
         if dt is not None:

@@ -170,11 +170,10 @@ def _check_hdf5_objects(path: Path, root: h5py.File, error: type[Exception]) -> 
     check_bytes(f"{path}: declared arrays", total)
 
 
-def load_graph(path: str | os.PathLike) -> nir.NIRGraph:
-    """Read a NIR graph; unreadable files raise NIRFileError with a one-line reason.
-
-    Types are not checked here: `neurocompile.ir.validate` reports shape problems per node.
-    """
+def load_graph(path: str | os.PathLike, *, check: bool = True) -> nir.NIRGraph:
+    """Read a NIR graph; unreadable files raise NIRFileError with a one-line reason, invalid
+    graphs GraphValidationError naming the file and every problem (check=False: read only, for
+    `inspect`, which lists the problems itself)."""
     path = Path(path)
     _check_hdf5(path)
     try:
@@ -188,6 +187,10 @@ def load_graph(path: str | os.PathLike) -> nir.NIRGraph:
         raise NIRFileError(f"{path}: cannot read NIR graph ({type(exc).__name__}: {exc})") from exc
     if not isinstance(graph, nir.NIRGraph):
         raise NIRFileError(f"{path}: top-level node is {type(graph).__name__}, not a NIRGraph")
+    if check:
+        from neurocompile.ir.validate import check_graph
+
+        check_graph(graph, str(path))
     return graph
 
 

@@ -15,8 +15,9 @@ def _tuple(shape) -> Shape | None:
     if shape is None:
         return None
     arr = np.asarray(shape).reshape(-1)
-    if arr.size == 0 or np.any(arr == None):  # noqa: E711  (object arrays from odd files)
-        return None
+    if arr.size == 0 or arr.dtype.kind not in "iuf" or not np.all(np.isfinite(arr)) \
+            or np.any(arr != np.rint(arr)):
+        return None  # not a shape (text, NaN, fractions from odd files): validate names it
     return tuple(int(x) for x in arr)
 
 

@@ -38,11 +38,15 @@ def _param_problems(name: str, node: nir.NIRNode) -> list[Problem]:
         if value is None:
             problems.append(Problem(name, f"{type_name(node)} parameter '{attr}' is missing"))
             continue
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            problems.append(Problem(name, f"parameter '{attr}' is not numeric"))
+        raw = np.asarray(value)
+        if raw.dtype.kind not in "biuf":
+            problems.append(Problem(name, f"parameter '{attr}' must be real numbers, got dtype "
+                                          f"{raw.dtype}"))
             continue
+        if raw.size == 0:
+            problems.append(Problem(name, f"parameter '{attr}' is empty (shape {raw.shape})"))
+            continue
+        arr = raw.astype(np.float64)
         if not np.all(np.isfinite(arr)):
             bad = int(np.sum(~np.isfinite(arr)))
             problems.append(Problem(name, f"parameter '{attr}' has {bad} NaN or infinite value(s)"))
@@ -67,11 +71,43 @@ def _param_problems(name: str, node: nir.NIRNode) -> list[Problem]:
     return problems
 
 
+def _type_problems(name: str, node: nir.NIRNode) -> list[Problem]:
+    """input_type / output_type of Input and Output nodes: positive integer shapes."""
+    problems = []
+    if not isinstance(node, (nir.Input, nir.Output)):
+        return problems
+    for port in ("input_type", "output_type"):
+        for key, shape in (getattr(node, port, None) or {}).items():
+            arr = np.asarray(shape)
+            if arr.dtype.kind not in "iuf" or arr.ndim != 1 or not np.all(np.isfinite(arr)) \
+                    or np.any(arr != np.rint(arr)) or np.any(arr < 1):
+                problems.append(Problem(name, f"{port} {key!r} must be positive integer sizes, "
+                                              f"got {shape!r}"[:200]))
+    return problems
+
+
+def _metadata_problems(graph: nir.NIRGraph) -> list[Problem]:
+    """The graph metadata the toolchain reads: dt a positive finite number where present."""
+    meta = getattr(graph, "metadata", None) or {}
+    if "dt" not in meta:
+        return []
+    raw = np.asarray(meta["dt"])
+    if raw.dtype.kind not in "iuf" or raw.size != 1 or not np.isfinite(raw).all() or \
+            float(raw.reshape(-1)[0]) <= 0:
+        return [Problem("<graph>", f"metadata 'dt' must be a positive number of seconds, got "
+                                   f"{meta['dt']!r}"[:200])]
+    return []
+
+
 def validate(graph: nir.NIRGraph) -> list[Problem]:
     """All problems with `graph`, in a stable order; an empty list means it is valid."""
     problems: list[Problem] = []
     nodes = graph.nodes
+    if not isinstance(nodes, dict) or not nodes:
+        return [Problem("<graph>", "graph has no nodes")]
+    problems.extend(_metadata_problems(graph))
     for name, node in nodes.items():
+        problems.extend(_type_problems(name, node))
         if isinstance(node, nir.NIRGraph):
             problems.append(Problem(name, "unsupported node type NIRGraph (nested subgraph); "
                                           "flatten it first"))

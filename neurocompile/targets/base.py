@@ -136,16 +136,20 @@ class Target(ABC):
         An artifact of this target keeps its options, `options` overriding them; one compiled
         for another target brings only its semantic options (dt, fixed point).
         """
+        from neurocompile.targets import TARGETS, target_class
         from neurocompile.targets.artifact import read_artifact
 
         stored = read_artifact(path)
-        mine = stored.target == self.name
-        keep = {k: v for k, v in stored.options.items()
-                if mine or k in TargetOptions.SEMANTIC}
-        if mine:
-            base = config.from_mapping(self.Options, keep, f"{path}: manifest options")
+        if stored.target not in TARGETS:
+            raise UnsupportedError(f"{path}: compiled for unknown target {stored.target!r}; "
+                                   f"known: {', '.join(sorted(TARGETS))}")
+        # The manifest's options are checked against the target it names, whoever runs it.
+        compiled = config.from_mapping(target_class(stored.target).Options, stored.options,
+                                       f"{path}: manifest options")
+        if stored.target == self.name:
+            base = compiled
         else:
-            base = self.options(keep)
+            base = self.options({k: getattr(compiled, k) for k in TargetOptions.SEMANTIC})
         given = {k: v for k, v in (options if isinstance(options, dict) else
                                    config.to_mapping(options, shallow=True) if options else {}
                                    ).items() if v is not None}

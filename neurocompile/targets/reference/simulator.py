@@ -35,13 +35,13 @@ from neurocompile.ir.graph import (
     successors,
     topological_order,
 )
+from neurocompile.ir.limits import check_bytes
 from neurocompile.ir.shapes import infer_shapes
 from neurocompile.ir.validate import check_graph
 from neurocompile.semantics import float as fsem
 from neurocompile.semantics import stateless
 from neurocompile.targets import counting
 from neurocompile.targets.base import RunResult
-from neurocompile.ir.limits import check_bytes
 from neurocompile.targets.inputs import time_major
 
 NAME = "reference"
