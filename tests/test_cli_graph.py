@@ -40,7 +40,7 @@ def test_simulate_writes_outputs_equal_to_library(tmp_path):
     spikes = demo_input(batch=3, steps=20)
     save_spikes({"input": spikes}, tmp_path / "in.npz")
     out = run_cli("simulate", str(graph_path), "--input", str(tmp_path / "in.npz"),
-                  "--out", str(tmp_path / "out.npz"))
+                  "--out", str(tmp_path / "out.npz"), "--json", str(tmp_path / "out.json"))
     assert out.returncode == 0, out.stderr
     got = load_spikes(tmp_path / "out.npz")["output"]
     expect = simulate(demo_graph(), {"input": spikes}).outputs["output"]

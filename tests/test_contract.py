@@ -244,7 +244,7 @@ def test_a_registered_target_works_through_the_cli_and_crosscheck(echo_registere
     main(["targets"])
     assert "echo" in capsys.readouterr().out
     main(["simulate", str(tmp_path / "g.nir"), "--target", "echo", "--input",
-          str(tmp_path / "x.npz"), "--out", str(tmp_path / "s.npz")])
+          str(tmp_path / "x.npz"), "--json", str(tmp_path / "s.json")])
     summary = json.loads((tmp_path / "s.json").read_text())
     assert summary["target"] == "echo"
     assert summary["totals"]["spikes"] == simulate(g, {"input": x}).total("spikes")

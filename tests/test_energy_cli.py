@@ -19,7 +19,7 @@ def test_cli_writes_json_and_markdown(sample, tmp_path, capsys):
     graph, data = sample
     out = tmp_path / "r.json"
     main(["energy", str(graph), "--input", str(data), "--targets", "loihi,cmos45",
-          "--format", "md", "-o", str(out)])
+          "--format", "md", "--json", str(out)])
     md = capsys.readouterr().out
     rep = json.loads(out.read_text())
     assert set(rep["hardware"]) == {"loihi", "cmos45"}
@@ -35,7 +35,7 @@ def test_cli_accepts_a_compiled_artifact_and_checks_it(sample, tmp_path, capsys)
 
     graph, data = sample
     art = write_artifact(get_target("lava").compile(load_graph(graph)), tmp_path / "artifact")
-    main(["energy", str(art), "--input", str(data), "--targets", "loihi2", "--format", "json"])
+    main(["energy", str(art), "--input", str(data), "--targets", "loihi2", "--json"])
     rep = json.loads(capsys.readouterr().out)
     assert rep["hardware"]["loihi2"]["resources_mapped"]["cores"] >= 1
     manifest = json.loads((art / "manifest.json").read_text())
@@ -66,8 +66,8 @@ def test_cli_errors_are_one_line(sample, tmp_path, capsys):
 def test_plots_are_png(sample, tmp_path):
     pytest.importorskip("matplotlib")
     graph, data = sample
-    main(["energy", str(graph), "--input", str(data), "--plot", str(tmp_path / "plots"),
-          "--format", "json"])
+    main(["energy", str(graph), "--input", str(data), "-o", str(tmp_path / "plots"), "-q"])
+    assert json.loads((tmp_path / "plots" / "report.json").read_text())["hardware"]
     for name in ("energy_breakdown.png", "spikes_per_layer.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (tmp_path / "plots" / "report.md").read_text()

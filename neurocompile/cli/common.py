@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 import nir
+from rich.console import Console
+from rich.table import Table
 
 from neurocompile.ir.io import load_graph
 from neurocompile.semantics.float import dt_fallback_warning
@@ -37,3 +43,80 @@ def check_outputs(inputs: list[Path | None], outputs: list[Path | None]) -> None
             raise InputDataError(f"{path}: the output would overwrite {seen[resolved]}; choose "
                                  "another output path")
         seen[resolved] = Path(path)
+
+
+# -- the CLI's conventions, in one place (docs/cli.md) ----------------------------------------
+console = Console()  # every command prints through this one console
+VERBOSITY = {"verbose": False}
+
+
+def report_options(func: Callable) -> Callable:
+    """`--json [FILE|-]`, `-q/--quiet` and `-v/--verbose` on a command.
+
+    --json FILE writes the command's report as JSON; `--json -` (or --json alone) prints it on
+    standard output instead of the tables. --quiet prints nothing but errors; --verbose shows
+    every table column (tables fit 80 columns by default).
+    """
+    @functools.wraps(func)
+    def wrapper(*args, quiet: bool = False, verbose: bool = False, **kwargs):
+        json_out = kwargs.get("json_out")
+        console.quiet = bool(quiet or json_out == "-")
+        VERBOSITY["verbose"] = bool(verbose)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            console.quiet = False
+            VERBOSITY["verbose"] = False
+
+    wrapper = click.option("-v", "--verbose", is_flag=True,
+                           help="Show every table column.")(wrapper)
+    wrapper = click.option("-q", "--quiet", is_flag=True,
+                           help="Print nothing but errors.")(wrapper)
+    return click.option("--json", "json_out", default=None, is_flag=False, flag_value="-",
+                        metavar="[FILE|-]",
+                        help="Write the report as JSON to FILE, or print it (- or no value).")(
+        wrapper)
+
+
+def emit_json(json_out: str | None, payload: Any) -> None:
+    """Write `payload` where --json asked: a file (atomically) or standard output."""
+    if json_out is None:
+        return
+    text = json.dumps(payload, indent=2, default=str) + "\n"
+    if json_out == "-":
+        click.echo(text, nl=False)
+    else:
+        from neurocompile.ir.io import write_text
+
+        write_text(json_out, text)
+        console.print(f"wrote {json_out}")
+
+
+def json_file(json_out: str | None) -> Path | None:
+    """The file --json writes (None for standard output or no --json)."""
+    return None if json_out in (None, "-") else Path(json_out)
+
+
+def verbose() -> bool:
+    """Whether --verbose was given: tables show all their columns."""
+    return VERBOSITY["verbose"]
+
+
+class FitTable(Table):
+    """A rich Table whose number columns are never narrower than their widest value, so at 80
+    columns names and headers wrap (fold) and numbers stay whole."""
+
+    def add_row(self, *cells, **kwargs) -> None:
+        for column, cell in zip(self.columns, cells):
+            if getattr(column, "numeric", False):
+                column.min_width = max(column.min_width or 0, len(str(cell)))
+        super().add_row(*cells, **kwargs)
+
+
+def table(title: str, columns: list[str], numeric: tuple[str, ...] = ()) -> Table:
+    """A table that fits 80 columns: names and text wrap (fold), numbers do not."""
+    t = FitTable(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
+        t.columns[-1].numeric = col in numeric
+    return t

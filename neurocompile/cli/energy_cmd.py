@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from neurocompile.cli.common import console, emit_json, report_options
 from neurocompile.errors import InputDataError, NIRFileError
 
 
@@ -51,18 +52,17 @@ def _mapping_from(manifest: dict | None, mapping_path: Path | None) -> dict | No
               help="Steps to run (default: input length).")
 @click.option("--targets", "hw_list", default="loihi,loihi2,truenorth,spinnaker2,cmos45",
               show_default=True, help="Hardware descriptions, comma separated (or .toml paths).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table",
-              show_default=True, help="What to print.")
-@click.option("--plot", "plot_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write energy_breakdown.png, spikes_per_layer.png and report.md here.")
+@click.option("--format", "fmt", type=click.Choice(["table", "md"]), default="table",
+              show_default=True, help="How to print the report (JSON: --json).")
 @click.option("--mapping", "mapping_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Resource map JSON (per-core info) from a compiler.")
 @click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph's).")
-@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="Write the JSON report here.")
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Write report.json, report.md and the plots into this directory.")
+@report_options
 def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, fmt: str,
-               plot_dir: Path | None, mapping_path: Path | None, dt: float | None,
-               out_path: Path | None) -> None:
+               mapping_path: Path | None, dt: float | None, out_dir: Path | None,
+               json_out: str | None) -> None:
     """Estimate energy, latency and cores per inference from the real counts of a run."""
     from neurocompile.cli.common import load_graph_warn_dt
     from neurocompile.energy import (
@@ -95,26 +95,20 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
             raise
         raise InputDataError(f"{mapping_path}: {exc}") from exc
     plots = []
-    if plot_dir is not None:
+    if out_dir is not None:
         from neurocompile.energy.plots import plot_report
 
-        plots = plot_report(report, plot_dir)
+        plots = plot_report(report, out_dir)
+        save_report(report, out_dir / "report.json")
         # report.md sits beside its plots, so it links them by file name
-        write_text(plot_dir / "report.md", render_markdown(report, [p.name for p in plots]))
-    if out_path is not None:
-        save_report(report, out_path)
-    if fmt == "json":
-        click.echo(to_json(report))
-    elif fmt == "md":
-        click.echo(render_markdown(report, [str(p) for p in plots]), nl=False)
+        write_text(out_dir / "report.md", render_markdown(report, [p.name for p in plots]))
+    if fmt == "md":
+        if not console.quiet:
+            click.echo(render_markdown(report, [str(p) for p in plots]), nl=False)
     else:
-        from rich.console import Console
-
-        console = Console()
         for table in render_tables(report):
             console.print(table)
-        written = [str(p) for p in ([out_path] if out_path else [])]
-        if plot_dir is not None:
-            written += [str(p) for p in plots] + [str(plot_dir / "report.md")]
-        if written:
-            console.print("wrote " + ", ".join(written))
+    if out_dir is not None:
+        console.print("wrote " + ", ".join(str(p) for p in [out_dir / "report.json",
+                                                           out_dir / "report.md", *plots]))
+    emit_json(json_out, json.loads(to_json(report)))

@@ -8,14 +8,19 @@ from pathlib import Path
 import click
 import nir
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
-from neurocompile.cli.common import check_outputs, load_graph_warn_dt
+from neurocompile.cli.common import (
+    check_outputs,
+    console,
+    emit_json,
+    json_file,
+    load_graph_warn_dt,
+    report_options,
+)
+from neurocompile.cli.common import table as make_table
 from neurocompile.errors import InputDataError
 from neurocompile.ir.io import load_graph, load_spikes, save_spikes, write_text
-
-console = Console()
 
 
 def graph_table(graph: nir.NIRGraph, title: str) -> Table:
@@ -23,9 +28,8 @@ def graph_table(graph: nir.NIRGraph, title: str) -> Table:
     from neurocompile.ir.shapes import infer_shapes
 
     in_shapes, out_shapes, _ = infer_shapes(graph)
-    table = Table(title=title)
-    for col in ("node", "type", "input", "output", "params", "non-zero", "sparsity"):
-        table.add_column(col, justify="right" if col in ("params", "non-zero", "sparsity") else "left")
+    table = make_table(title, ["node", "type", "input", "output", "params", "non-zero",
+                               "sparsity"], ("params", "non-zero", "sparsity"))
     total = nonzero = 0
     for name, node in graph.nodes.items():
         w = getattr(node, "weight", None)
@@ -45,29 +49,28 @@ def graph_table(graph: nir.NIRGraph, title: str) -> Table:
 
 @click.command("inspect")
 @click.argument("graph_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def inspect_cmd(graph_path: Path, as_json: bool) -> None:
+@report_options
+def inspect_cmd(graph_path: Path, json_out: str | None) -> None:
     """Show nodes, shapes, parameter counts and weight sparsity of a NIR graph, and validate it."""
     from neurocompile.ir.validate import validate
 
     graph = load_graph(graph_path, check=False)
     problems = validate(graph)
-    if as_json:
+    if json_out is not None:
         from neurocompile.ir.shapes import infer_shapes
 
         _, out_shapes, _ = infer_shapes(graph)
-        click.echo(json.dumps({
+        emit_json(json_out, {
             "nodes": {n: {"type": type(node).__name__, "output": list(out_shapes.get(n) or [])}
                       for n, node in graph.nodes.items()},
             "edges": [list(e) for e in graph.edges],
             "problems": [str(p) for p in problems],
-        }, indent=2))
-    else:
-        console.print(graph_table(graph, str(graph_path)))
-        for p in problems:
-            console.print(f"[red]problem[/red] {p}")
-        if not problems:
-            console.print("[green]valid[/green]")
+        })
+    console.print(graph_table(graph, str(graph_path)))
+    for p in problems:
+        console.print(f"[red]problem[/red] {p}")
+    if not problems:
+        console.print("[green]valid[/green]")
     if problems:
         click.echo(f"error: {graph_path}: {len(problems)} problem(s); the first: {problems[0]}",
                    err=True)
@@ -82,18 +85,18 @@ def inspect_cmd(graph_path: Path, as_json: bool) -> None:
 @click.option("--target", default="reference", show_default=True, help="Backend (see `neurocompile targets`).")
 @click.option("--fixed-point", is_flag=True, help="Integer (Loihi fixed-point) arithmetic; graph must be quantized.")
 @click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph metadata or 1 ms).")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write output spikes (.npz or NIR data file) and a JSON summary beside it.")
+@click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the output spikes (.npz or a NIR data file).")
+@report_options
 def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, fixed_point: bool,
-                 dt: float | None, out_path: Path | None) -> None:
+                 dt: float | None, out_path: Path | None, json_out: str | None) -> None:
     """Run a NIR graph (or a compiled artifact) on input spikes and print per-node activity."""
     from neurocompile.targets import get_target
 
-    summary_path = out_path.with_suffix(".json") if out_path is not None else None
     if out_path is not None and out_path.suffix == ".json":
         raise InputDataError(f"{out_path}: --out takes the spikes file (.npz or a NIR data "
-                             "file); the JSON summary is written beside it")
-    check_outputs([model, input_path], [out_path, summary_path])
+                             "file); write the summary with --json FILE")
+    check_outputs([model, input_path], [out_path, json_file(json_out)])
     backend = get_target(target)
     graph_options = {"dt": dt, "fixed_point": True if fixed_point else None}
     if model.is_dir():
@@ -105,9 +108,9 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
         result = backend.run(artifact, inputs, steps)
     except InputDataError as exc:
         raise InputDataError(f"{input_path}: {exc}") from exc
-    table = Table(title=f"{model} on {result.target}: {result.batch} sample(s) x {result.steps} steps")
-    for col in ("node", "spikes", "synaptic events", "neuron updates"):
-        table.add_column(col, justify="left" if col == "node" else "right")
+    cols = ["node", "spikes", "synaptic events", "neuron updates"]
+    table = make_table(f"{model} on {result.target}: {result.batch} sample(s) x {result.steps} "
+                       "steps", cols, tuple(cols[1:]))
     for name, c in result.counters.items():
         if c.spikes or c.synaptic_events or c.neuron_updates:
             table.add_row(name, f"{c.spikes:,}", f"{c.synaptic_events:,}", f"{c.neuron_updates:,}")
@@ -117,19 +120,18 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     console.print(table)
     if out_path is not None:
         save_spikes(result.outputs, out_path)
-        write_text(out_path.with_suffix(".json"), json.dumps(result.summary(), indent=2))
-        console.print(f"wrote {out_path} and {out_path.with_suffix('.json')}")
+        console.print(f"wrote {out_path}")
+    emit_json(json_out, result.summary())
 
 
 @click.command("targets")
-def targets_cmd() -> None:
-    """List the available backends."""
+@report_options
+def targets_cmd(json_out: str | None) -> None:
+    """List the available backends and whether their dependencies are present here."""
     from neurocompile.targets import available_targets
 
-    table = Table(title="targets")
-    table.add_column("name")
-    table.add_column("ready")
-    table.add_column("description")
+    emit_json(json_out, available_targets())
+    table = make_table("targets", ["name", "ready", "description"])
     for name, info in available_targets().items():
         missing = info["missing"]
         table.add_row(name, "yes" if not missing else "needs " + ", ".join(missing),
@@ -138,9 +140,10 @@ def targets_cmd() -> None:
 
 
 @click.command("demo")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("runs/demo"), show_default=True)
-def demo_cmd(out_dir: Path) -> None:
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("runs/demo"), show_default=True, help="Directory to write.")
+@report_options
+def demo_cmd(out_dir: Path, json_out: str | None) -> None:
     """Build the bundled demo graph, simulate it on the reference target, write the results."""
     from neurocompile.demo import demo_graph, demo_input
     from neurocompile.ir.io import save_graph
@@ -157,6 +160,7 @@ def demo_cmd(out_dir: Path) -> None:
     console.print(f"output spike counts per sample (argmax = class): {counts.argmax(axis=1).tolist()}")
     console.print(f"totals: {result.summary()['totals']}  wall time {result.wall_time_s:.3f} s")
     console.print(f"wrote {out_dir}/demo.nir, input.npz, output.npz, summary.json")
+    emit_json(json_out, result.summary())
 
 
 @click.command("compare")
@@ -167,10 +171,9 @@ def demo_cmd(out_dir: Path) -> None:
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help=".npz with an array 'labels' (one class per sample) for accuracy.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps to run.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the comparison as JSON.")
+@report_options
 def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
-                labels_path: Path | None, steps: int | None, json_path: Path | None) -> None:
+                labels_path: Path | None, steps: int | None, json_out: str | None) -> None:
     """Run a graph and its pruned/quantized version on the same inputs; print how they agree.
 
     A Loihi-quantized second graph runs in fixed point (its non-spiking readouts rescaled)."""
@@ -191,7 +194,7 @@ def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
                         f"({result['batch']} samples x {result['steps']} steps"
                         f"{', fixed point' if result['fixed_point'] else ''})")
     for col in ("output", "identical", "agreement", "class agreement", "accuracy (ref -> new)"):
-        table.add_column(col, justify="left" if col == "output" else "right")
+        table.add_column(col, justify="left" if col == "output" else "right", overflow="fold")
     for name, o in result["outputs"].items():
         agree = o.get("spike_agreement", o.get("value_agreement"))
         acc = (f"{o['accuracy_reference']:.3f} -> {o['accuracy_transformed']:.3f}"
@@ -203,5 +206,4 @@ def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
     for key, t in result["totals"].items():
         change = "" if t["relative_change"] is None else f" ({t['relative_change']:+.1%})"
         console.print(f"{key}: {t['reference']:,} -> {t['transformed']:,}{change}")
-    if json_path is not None:
-        write_text(json_path, json.dumps(result, indent=2))
+    emit_json(json_out, result)

@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
+from neurocompile.cli.common import console, emit_json, report_options
+from neurocompile.cli.common import table as make_table
 
 
 def resource_table(resources: dict) -> Table:
     """One row per neuron population: cores, neurons, synapses and memory, dense vs non-zero."""
     lim = resources["limits"]
-    table = Table(title=f"{resources['hardware']}: {resources['cores_used']} of "
-                        f"{lim['cores_available']} cores")
-    for col in ("node", "kind", "neurons", "cores", "synapses (non-zero / dense)",
-                "memory KiB (non-zero / dense)", "max core memory"):
-        table.add_column(col, justify="left" if col in ("node", "kind") else "right")
+    from neurocompile.cli.common import verbose
+
+    wide = verbose()
+    cols = ["node", "kind", "neurons", "cores", "synapses", "KiB"] + (
+        ["synapses dense", "KiB dense", "peak core memory"] if wide else [])
+    table = make_table(f"{resources['hardware']}: {resources['cores_used']} of "
+                       f"{lim['cores_available']} cores (non-zero synapses; dense: -v)", cols,
+                       tuple(cols[2:]))
     for name, p in resources["populations"].items():
         peak = max((c["synaptic_memory_bits"] for c in p["core_usage"]), default=0)
-        table.add_row(
-            name, p["kind"], f"{p['neurons']:,}", str(p["cores"]),
-            f"{p['synapses_nonzero']:,} / {p['synapses_dense']:,}",
-            f"{p['memory_bits_nonzero'] / 8192:,.1f} / {p['memory_bits_dense'] / 8192:,.1f}",
-            f"{peak / lim['synaptic_memory_bits_per_core']:.1%}")
+        cells = [name, p["kind"], f"{p['neurons']:,}", str(p["cores"]),
+                 f"{p['synapses_nonzero']:,}", f"{p['memory_bits_nonzero'] / 8192:,.1f}"]
+        if wide:
+            cells += [f"{p['synapses_dense']:,}", f"{p['memory_bits_dense'] / 8192:,.1f}",
+                      f"{peak / lim['synaptic_memory_bits_per_core']:.1%}"]
+        table.add_row(*cells)
     t = resources["totals"]
     saved = t["memory_bits_saved_by_pruning"]
     dense_cores = resources.get("cores_if_dense")
@@ -56,10 +59,10 @@ def resource_table(resources: dict) -> Table:
               help="Weight precision of a float graph for the memory estimate (default 8).")
 @click.option("--sparse", type=click.Choice(["auto", "dense", "sparse"]), default=None,
               help="Lava connection process: Sparse when pruned (default auto).")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@report_options
 def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: float | None,
                 chips: int | None, weight_bits: int | None, sparse: str | None,
-                as_json: bool) -> None:
+                json_out: str | None) -> None:
     """Compile a NIR graph for a target and write an artifact directory (graph + manifest)."""
     from neurocompile.cli.common import load_graph_warn_dt
     from neurocompile.targets import get_target
@@ -71,17 +74,16 @@ def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: 
     artifact = backend.compile(load_graph_warn_dt(model, dt), options)
     write_artifact(artifact, out_dir)
     manifest = read_manifest(out_dir)
-    if as_json:
-        click.echo(json.dumps(manifest, indent=2))
-        return
     if "resources" in manifest:
         console.print(resource_table(manifest["resources"]))
     console.print(f"wrote {out_dir} (target {artifact.target}); run it with "
                   f"`neurocompile simulate {out_dir} --target lava --input DATA`")
+    emit_json(json_out, manifest)
 
 
 @click.command("lava-check")
-def lava_check_cmd() -> None:
+@report_options
+def lava_check_cmd(json_out: str | None) -> None:
     """Show which Lava interpreter the lava target would use, and whether lava-nc imports there."""
     import subprocess
 
@@ -101,3 +103,4 @@ def lava_check_cmd() -> None:
         raise UnsupportedError(f"Lava interpreter {python}: cannot import lava ({last})")
     py, lava = out.stdout.split()
     console.print(f"Lava interpreter {python}: Python {py}, lava-nc {lava}")
+    emit_json(json_out, {"python": python, "python_version": py, "lava_nc": lava})

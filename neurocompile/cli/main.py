@@ -50,6 +50,12 @@ def cli() -> None:
     simulate them and report what they cost."""
 
 
+# optional dependency (top-level module) -> the extra that installs it
+EXTRAS = {"torch": "torch", "nirtorch": "torch", "safetensors": "torch", "sklearn": "data",
+          "matplotlib": "plots", "norse": "norse", "onnx": "onnx", "onnxruntime": "onnx",
+          "lava": "lava"}
+
+
 def _terminate(signum: int, _frame) -> None:
     """SIGTERM/SIGHUP end the run like Ctrl-C: cleanups run, partial outputs are removed."""
     raise SystemExit(128 + signum)
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _terminate)
     try:
-        cli.main(args=argv, standalone_mode=False)
+        cli.main(args=argv, prog_name="neurocompile", standalone_mode=False)
     except NeurocompileError as exc:
         click.echo(f"error: {_one_line(exc)}", err=True)
         sys.exit(2)
@@ -80,6 +86,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (SystemExit, KeyboardInterrupt):
         raise
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        click.echo(f"error: this command needs {top}, which is not installed: "
+                   f"pip install 'neurocompile[{EXTRAS[top]}]'", err=True)
+        sys.exit(2)
     except Exception as exc:  # noqa: BLE001 - the last resort: say it is ours, not the user's
         if os.environ.get("NEUROCOMPILE_DEBUG"):
             raise

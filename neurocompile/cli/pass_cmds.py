@@ -2,33 +2,37 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from neurocompile.ir.io import load_spikes, save_graph, write_text
+from neurocompile.cli.common import report_options
+from neurocompile.ir.io import load_spikes, save_graph
 
 
 def report_table(report) -> Table:
-    """A PassReport as a rich table: one row per node, totals in the caption."""
+    """A PassReport as a table: one row per node, totals in the caption; before -> after in
+    one column each by default, all columns with --verbose."""
+    from neurocompile.cli.common import table, verbose
+
     data = report.to_dict()
-    table = Table(title=f"{data['pass']}: " + ", ".join(f"{k}={v}" for k, v in
-                                                      data["options"].items()))
-    for col in ("node", "type", "params before", "params after", "neurons before",
-                "neurons after", "details"):
-        table.add_column(col, justify="left" if col in ("node", "type", "details") else "right")
+    title = f"{data['pass']}: " + ", ".join(f"{k}={v}" for k, v in data["options"].items())
+    wide = verbose()
+    numeric = (("params before", "params after", "neurons before", "neurons after") if wide
+               else ("params", "neurons"))
+    t = table(title, ["node", "type", *numeric, "details"], numeric)
     for row in data["nodes"]:
         details = ", ".join(f"{k}={_fmt(v)}" for k, v in row["extra"].items())
-        table.add_row(row["node"], row["type"], f"{row['params_before']:,}",
-                      f"{row['params_after']:,}", f"{row['neurons_before']:,}",
-                      f"{row['neurons_after']:,}", details)
-    t = data["totals"]
-    table.caption = (f"non-zero parameters {t['params_before']:,} -> {t['params_after']:,}; "
-                     f"neurons {t['neurons_before']:,} -> {t['neurons_after']:,}")
-    return table
+        counts = [row["params_before"], row["params_after"], row["neurons_before"],
+                  row["neurons_after"]]
+        cells = ([f"{c:,}" for c in counts] if wide else
+                 [f"{counts[0]:,}->{counts[1]:,}", f"{counts[2]:,}->{counts[3]:,}"])
+        t.add_row(row["node"], row["type"], *cells, details)
+    tot = data["totals"]
+    t.caption = (f"non-zero parameters {tot['params_before']:,} -> {tot['params_after']:,}; "
+                 f"neurons {tot['neurons_before']:,} -> {tot['neurons_after']:,}")
+    return t
 
 
 def _fmt(value) -> str:
@@ -37,15 +41,15 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def _finish(graph, report, output: Path, json_path: Path | None) -> None:
+def _finish(graph, report, output: Path, json_out: str | None) -> None:
+    from neurocompile.cli.common import console, emit_json
+
     save_graph(graph, output)
-    console = Console()
     console.print(report_table(report))
     for note in report.notes:
         console.print(f"[yellow]note[/yellow] {note}")
-    if json_path is not None:
-        write_text(json_path, json.dumps(report.to_dict(), indent=2) + "\n")
     console.print(f"wrote {output}")
+    emit_json(json_out, report.to_dict())
 
 
 def _pass_command(kind: str, selector: str, default: str | None, doc: str) -> click.Command:
@@ -73,20 +77,18 @@ def _pass_command(kind: str, selector: str, default: str | None, doc: str) -> cl
                   help="Calibration steps (default: input length).")
     @click.option("--dt", type=float, default=None,
                   help="Time step in seconds (default: the graph's, else 1 ms).")
-    @click.option("-o", "--output", required=True,
+    @click.option("-o", "--out", "output", required=True,
                   type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the new NIR graph.")
-    @click.option("--json", "json_path", default=None,
-                  type=click.Path(dir_okay=False, path_type=Path),
-                  help="Also write the report as JSON.")
+    @report_options
     def command(graph_path: Path, method: str, calibration_path: Path | None, steps: int | None,
-                dt: float | None, output: Path, json_path: Path | None, **kwargs) -> None:
+                dt: float | None, output: Path, json_out: str | None, **kwargs) -> None:
         from neurocompile.analysis import run_pass
-        from neurocompile.cli.common import check_outputs, load_graph_warn_dt
+        from neurocompile.cli.common import check_outputs, json_file, load_graph_warn_dt
         from neurocompile.passes import get_pass
 
         get_pass(method, kind)  # an unknown name: one line listing the known ones
-        check_outputs([graph_path, calibration_path], [output, json_path])
+        check_outputs([graph_path, calibration_path], [output, json_file(json_out)])
         options = config.union_values(classes, method, kwargs, f"--{selector}", union.names)
         graph = load_graph_warn_dt(graph_path, dt)
         if dt is not None:
@@ -94,7 +96,7 @@ def _pass_command(kind: str, selector: str, default: str | None, doc: str) -> cl
         calibration = load_spikes(calibration_path) if calibration_path is not None else None
         new_graph, report = run_pass(method, graph, options, calibration=calibration,
                                      steps=steps, kind=kind)
-        _finish(new_graph, report, output, json_path)
+        _finish(new_graph, report, output, json_out)
 
     return command
 

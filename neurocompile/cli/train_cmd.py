@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from neurocompile import config
+from neurocompile.cli.common import console, emit_json, report_options
 from neurocompile.errors import NeurocompileError
 from neurocompile.train.config import TrainConfig
 
@@ -32,7 +33,9 @@ from neurocompile.train.config import TrainConfig
               help="Shortcut: directory holding shd_train.h5/shd_test.h5 (dataset option path).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), required=True,
               help="Run directory: checkpoint.safetensors, metrics.json, model.nir.")
-def train_cmd(hidden, sparse_backward, b_th, steps, data_path, out_dir, **kwargs) -> None:
+@report_options
+def train_cmd(hidden, sparse_backward, b_th, steps, data_path, out_dir, json_out, **kwargs
+              ) -> None:
     """Train an SNN on a dataset and export it: checkpoint, metrics.json and model.nir."""
     from neurocompile.ir.io import save_graph
     from neurocompile.train.checkpoint import load_model
@@ -41,18 +44,21 @@ def train_cmd(hidden, sparse_backward, b_th, steps, data_path, out_dir, **kwargs
 
     cfg = config_from_options(kwargs, hidden=hidden, sparse_backward=sparse_backward, b_th=b_th,
                               steps=steps, data_path=data_path, out_dir=out_dir)
+    if console.quiet:
+        cfg = config.replace(cfg, "train options", progress=False)
     metrics = train(cfg)
     model, _ = load_model(out_dir / CHECKPOINT_NAME)
     nir_path = save_graph(to_nir(model), out_dir / "model.nir")
     from neurocompile.train.plots import plot_training
 
     curves = plot_training(metrics, out_dir / "training.png")
-    click.echo(
+    emit_json(json_out, metrics)
+    console.print(
         f"best epoch {metrics['best_epoch']}: val {metrics['val_acc']:.3f}  "
         f"test {metrics['test_acc']:.3f}  non-zero weights {metrics['nonzero_weights']}/"
         f"{metrics['weight_count']} ({metrics['nonzero_fraction']:.3f})  "
         f"spikes/sample {metrics['test_spikes_per_sample']:.1f}")
-    click.echo(f"wrote {out_dir / CHECKPOINT_NAME}, {out_dir / 'metrics.json'}, {nir_path}, "
+    console.print(f"wrote {out_dir / CHECKPOINT_NAME}, {out_dir / 'metrics.json'}, {nir_path}, "
                f"{curves}")
 
 

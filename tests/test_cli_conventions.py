@@ -1,0 +1,134 @@
+"""One CLI convention over every command: -o/--out for outputs, --json [FILE|-], -q/-v,
+one-line errors with exit 2, tables that fit 80 columns, missing extras named."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from neurocompile.cli.main import COMMANDS, cli, main
+from neurocompile.demo import demo_graph, demo_input
+from neurocompile.ir.io import save_graph, save_spikes
+
+REPORTS = ("inspect", "simulate", "compare", "targets", "demo", "compile", "lava-check",
+           "prune", "quantize", "energy", "pipeline", "train")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    g = save_graph(demo_graph(), d / "g.nir")
+    x = save_spikes({"input": demo_input(batch=2, steps=10)}, d / "x.npz")
+    return d, g, x
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_has_help_and_the_shared_options(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "--output" not in text  # outputs are -o/--out everywhere
+    if "--out" in text:
+        assert "-o, --out" in text
+    if name in REPORTS:
+        assert "--json [FILE|-]" in text and "-q, --quiet" in text and "-v, --verbose" in text
+
+
+def _run(args, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _commands(d, g, x):
+    return {
+        "inspect": ["inspect", str(g)],
+        "simulate": ["simulate", str(g), "--input", str(x)],
+        "compare": ["compare", str(g), str(g), "--input", str(x)],
+        "targets": ["targets"],
+        "prune": ["prune", str(g), "--sparsity", "0.5", "-o", str(d / "p.nir")],
+        "quantize": ["quantize", str(g), "--scheme", "loihi", "-o", str(d / "q.nir")],
+        "compile": ["compile", str(g), "-o", str(d / "art")],
+        "energy": ["energy", str(g), "--input", str(x)],
+        "demo": ["demo", "-o", str(d / "demo")],
+    }
+
+
+@pytest.mark.parametrize("name", ["inspect", "simulate", "compare", "targets", "prune",
+                                  "quantize", "compile", "energy", "demo"])
+def test_json_dash_prints_only_json_and_tables_fit_80_columns(files, capsys, monkeypatch,
+                                                               name):
+    d, g, x = files
+    args = _commands(d, g, x)[name]
+    code, out, err = _run(args + ["--json", "-"], capsys, monkeypatch)
+    assert code == 0, err
+    json.loads(out)  # nothing but the report on stdout
+    code, out, err = _run(args, capsys, monkeypatch)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert not any("…" in line for line in lines), "a header or value was truncated"
+    code, out, _ = _run(args + ["-q"], capsys, monkeypatch)
+    assert code == 0 and out.strip() == ""
+    code, _, _ = _run(args + ["--json", str(d / f"{name}.json")], capsys, monkeypatch)
+    assert code == 0 and json.loads((d / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["inspect", "nope.nir"], "error: nope.nir: no such file"),
+    (["simulate", "nope.nir"], "error: neurocompile simulate: Missing option '--input'"),
+    (["prune", "g.nir", "--sparsity", "x", "-o", "p.nir"], "error: neurocompile prune:"),
+    (["quantize"], "error: neurocompile quantize: Missing argument"),
+    (["frobnicate"], "error: neurocompile: No such command 'frobnicate'"),
+    (["train", "--epochs", "0", "-o", "run"], "error: "),
+    (["pipeline", "missing.toml"], "error: missing.toml: no such config file"),
+])
+def test_user_errors_are_one_line_with_exit_2(files, capsys, monkeypatch, args, message):
+    d, _, _ = files
+    monkeypatch.chdir(d)
+    code, out, err = _run(args, capsys, monkeypatch)
+    assert code == 2
+    assert err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_a_missing_extra_is_named(files, capsys, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    for mod in [m for m in list(__import__("sys").modules) if m.startswith("neurocompile.train")
+                or m.startswith("neurocompile.models")]:
+        monkeypatch.delitem(__import__("sys").modules, mod)
+    code, _, err = _run(["train", "--epochs", "1", "-o", str(files[0] / "run")], capsys,
+                        monkeypatch)
+    assert code == 2
+    assert err.strip() == ("error: this command needs torch, which is not installed: "
+                           "pip install 'neurocompile[torch]'")
+
+
+def test_an_internal_error_says_so(capsys, monkeypatch):
+    import neurocompile.cli.graph_cmds as graph_cmds
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(graph_cmds, "available_targets", boom, raising=False)
+    monkeypatch.setattr("neurocompile.targets.available_targets", boom)
+    code, _, err = _run(["targets"], capsys, monkeypatch)
+    assert code == 70 and err.startswith("internal error: ZeroDivisionError: oops")
+    assert "Traceback" not in err
+    np.testing.assert_equal(err.count("\n"), 1)
