@@ -20,6 +20,7 @@ import nir
 import numpy as np
 
 from neurocompile.errors import InputDataError
+from neurocompile.ir import weights
 from neurocompile.ir.analysis import connections, fan_out
 from neurocompile.ir.graph import (
     LATCHED_TYPES,
@@ -78,10 +79,10 @@ def count_activity(graph: nir.NIRGraph, result: RunResult) -> dict[str, Any]:
         feeds = any(not isinstance(graph.nodes[s], nir.Output) for s in succs[name])
         run["spike_messages"] = int(c.spikes) if feeds else 0
         if isinstance(node, WEIGHT_TYPES):
-            w = np.asarray(node.weight)
-            entry["weights"] = int(w.size)
-            entry["nonzero_weights"] = int(np.count_nonzero(w))
-            entry["connection_sparsity"] = 1.0 - entry["nonzero_weights"] / max(1, w.size)
+            entry["weights"] = weights.entries(node.weight)
+            entry["nonzero_weights"] = weights.nonzero(node.weight)
+            entry["connection_sparsity"] = 1.0 - entry["nonzero_weights"] / max(
+                1, entry["weights"])
         if isinstance(node, SYNAPTIC_TYPES):
             entry["connections"] = dense
             entry["nonzero_connections"] = int(fan_out(node, in_shapes[name]).sum())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import nir
 import numpy as np
 
+from neurocompile.ir import weights
 from neurocompile.ir.shapes import conv_padding, pair
 
 
@@ -25,10 +26,10 @@ def fan_out(node: nir.NIRNode, in_shape: tuple[int, ...], *, count_zeros: bool =
     """Weights each input element reaches (shape in_shape); non-zero weights only unless
     count_zeros. Convolutions and pools analytically, from kernel support, stride and padding."""
     if isinstance(node, (nir.Affine, nir.Linear)):
-        w = np.asarray(node.weight)
+        rows, cols = weights.shape(node.weight)
         if count_zeros:
-            return np.full(w.shape[1], w.shape[0], dtype=np.int64)
-        return np.count_nonzero(w, axis=0).astype(np.int64)
+            return np.full(cols, rows, dtype=np.int64)
+        return weights.nonzero_per_column(node.weight)
     if isinstance(node, nir.Scale):
         nz = np.ones(np.shape(node.scale), bool) if count_zeros else np.asarray(node.scale) != 0
         return np.broadcast_to(nz, in_shape).astype(np.int64)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import h5py
 import nir
@@ -166,6 +167,9 @@ def _check_hdf5_objects(path: Path, root: h5py.File, error: type[Exception]) -> 
             kind = obj.dtype.kind
             if kind not in NUMERIC_KINDS and not h5py.check_string_dtype(obj.dtype):
                 raise error(f"{path}: {where} has dtype {obj.dtype}; arrays must be numbers")
+            if obj.ndim == 2 and obj.size >= LARGE_WEIGHT_ENTRIES and obj.name.endswith(
+                    "/weight"):
+                continue  # read in blocks into CSR, its non-zeros checked as they come
             total += int(obj.size) * int(obj.dtype.itemsize)
     check_bytes(f"{path}: declared arrays", total)
 
@@ -173,20 +177,40 @@ def _check_hdf5_objects(path: Path, root: h5py.File, error: type[Exception]) -> 
 def load_graph(path: str | os.PathLike, *, check: bool = True) -> nir.NIRGraph:
     """Read a NIR graph; unreadable files raise NIRFileError with a one-line reason, invalid
     graphs GraphValidationError naming the file and every problem (check=False: read only, for
-    `inspect`, which lists the problems itself)."""
+    `inspect`, which lists the problems itself).
+
+    Large Linear/Affine weights are read in row blocks straight into CSR (kept dense where
+    they are dense), so memory follows the non-zero weights, not the declared matrix.
+    """
     path = Path(path)
     _check_hdf5(path)
+    blocks: dict = {}
     try:
         with h5py.File(path, "r") as f:
             if "node" not in f:
                 raise NIRFileError(f"{path}: HDF5 file has no 'node' group; not a NIR graph")
-        graph = nir.read(path, type_check=False)
-    except NIRFileError:
+            big = _large_weights(f)
+            source: Any = path
+            if big:
+                blocks = {name: _read_weight(path, f[p]) for name, p in big.items()}
+                source = io.BytesIO()
+                with h5py.File(source, "w") as small:
+                    _copy_except(f, small, set(big.values()))
+                    for p in big.values():
+                        small[p] = np.zeros((f[p].shape[0], 1))
+                source.seek(0)
+        graph = nir.read(source, type_check=False)
+    except (NIRFileError, InputDataError):
         raise
     except Exception as exc:  # h5py/nir raise many kinds on damaged files
         raise NIRFileError(f"{path}: cannot read NIR graph ({type(exc).__name__}: {exc})") from exc
     if not isinstance(graph, nir.NIRGraph):
         raise NIRFileError(f"{path}: top-level node is {type(graph).__name__}, not a NIRGraph")
+    for name, w in blocks.items():
+        node = graph.nodes[name]
+        node.weight = w
+        node.input_type = {"input": np.array([w.shape[1]])}
+        node.output_type = {"output": np.array([w.shape[0]])}
     if check:
         from neurocompile.ir.validate import check_graph
 
@@ -194,12 +218,109 @@ def load_graph(path: str | os.PathLike, *, check: bool = True) -> nir.NIRGraph:
     return graph
 
 
+LARGE_WEIGHT_ENTRIES = 1 << 22  # a weight this large is written chunked and read in blocks
+
+
+def _large_weights(f: h5py.File) -> dict[str, str]:
+    """{node: dataset path} of the top-level Linear/Affine weights of at least
+    LARGE_WEIGHT_ENTRIES entries."""
+    found: dict[str, str] = {}
+    nodes = f.get("node/nodes")
+    if not isinstance(nodes, h5py.Group):
+        return found
+    for name in nodes:
+        group = nodes[name]
+        if not isinstance(group, h5py.Group) or "weight" not in group or "type" not in group:
+            continue
+        kind = group["type"][()]
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        ds = group["weight"]
+        if kind in ("Linear", "Affine") and isinstance(ds, h5py.Dataset) and ds.ndim == 2 \
+                and ds.size >= LARGE_WEIGHT_ENTRIES:
+            found[name] = ds.name.lstrip("/")
+    return found
+
+
+def _read_weight(path: Path, ds: h5py.Dataset):
+    """A 2-D weight dataset in row blocks: CSR unless it is dense (then an array)."""
+    import scipy.sparse as sp
+
+    rows, cols = ds.shape
+    step = max(1, (1 << 22) // max(1, cols))
+    parts, nnz = [], 0
+    for start in range(0, rows, step):
+        block = np.asarray(ds[start:start + step], dtype=np.float64)
+        csr = sp.csr_matrix(block)
+        nnz += csr.nnz
+        check_bytes(f"{path}: non-zero weights of {ds.name}", nnz * 12)
+        parts.append(csr)
+    out = sp.vstack(parts, format="csr") if parts else sp.csr_matrix((rows, cols))
+    if nnz > 0.5 * rows * cols:
+        check_bytes(f"{path}: dense weights of {ds.name}", rows * cols * 8)
+        return out.toarray()
+    return out
+
+
+def _copy_except(src: h5py.Group, dst: h5py.Group, skip: set[str]) -> None:
+    for name, obj in src.items():
+        if obj.name.lstrip("/") in skip:
+            continue
+        if isinstance(obj, h5py.Group):
+            _copy_except(obj, dst.create_group(name), skip)
+        else:
+            dst.create_dataset(name, data=obj[()])
+        for key, value in obj.attrs.items():
+            dst[name].attrs[key] = value
+
+
 def save_graph(graph: nir.NIRGraph, path: str | os.PathLike) -> Path:
-    """Write a NIR graph atomically; returns the path."""
+    """Write a NIR graph atomically; returns the path.
+
+    Sparse (scipy) and large weights are written as standard dense datasets, chunked and
+    gzip-compressed, block by block, so writing never expands the whole matrix in memory.
+    """
+    import copy
+
+    from neurocompile.ir import weights
+
     path = Path(path)
+    big = {n: node.weight for n, node in graph.nodes.items()
+           if isinstance(node, (nir.Linear, nir.Affine)) and node.weight is not None
+           and (weights.is_sparse(node.weight)
+                or weights.entries(node.weight) >= LARGE_WEIGHT_ENTRIES)}
+    plain = graph
+    if big:
+        plain = copy.copy(graph)
+        plain.nodes = dict(graph.nodes)
+        for name in big:
+            node = copy.copy(graph.nodes[name])
+            node.weight = np.zeros((1, 1))
+            plain.nodes[name] = node
     with atomic_file(path) as f:
-        nir.write(f, graph)
+        nir.write(f, plain)
+        if big:
+            f.flush()
+            with h5py.File(f, "r+") as h:
+                for name, w in big.items():
+                    _write_weight(h, f"node/nodes/{name}/weight", w)
     return path
+
+
+def _write_weight(h: h5py.File, where: str, w) -> None:
+    from neurocompile.ir import weights
+
+    del h[where]
+    rows, cols = weights.shape(w)
+    step = max(1, min(rows, (1 << 20) // max(1, cols)))
+    ds = h.create_dataset(where, shape=(rows, cols), dtype=np.float64,
+                          chunks=(step, max(1, cols)), compression="gzip", compression_opts=1,
+                          fillvalue=0.0)
+    csr = weights.as_csr(w, np.float64) if weights.is_sparse(w) else None
+    for start in range(0, rows, step):
+        stop = min(rows, start + step)
+        block = csr[start:stop].toarray() if csr is not None else np.asarray(w[start:stop])
+        if block.any():  # an all-zero chunk is not stored: it reads as the fill value
+            ds[start:stop] = block
 
 
 def load_spikes(path: str | os.PathLike) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ import nir
 import numpy as np
 
 from neurocompile.errors import GraphValidationError, Problem
+from neurocompile.ir import weights
 from neurocompile.ir.graph import LATCHED_TYPES, SUPPORTED_TYPES, topological_order, type_name
 from neurocompile.ir.shapes import infer_shapes
 
@@ -38,13 +39,14 @@ def _param_problems(name: str, node: nir.NIRNode) -> list[Problem]:
         if value is None:
             problems.append(Problem(name, f"{type_name(node)} parameter '{attr}' is missing"))
             continue
-        raw = np.asarray(value)
+        raw = weights.values(value)
         if raw.dtype.kind not in "biuf":
             problems.append(Problem(name, f"parameter '{attr}' must be real numbers, got dtype "
                                           f"{raw.dtype}"))
             continue
-        if raw.size == 0:
-            problems.append(Problem(name, f"parameter '{attr}' is empty (shape {raw.shape})"))
+        if weights.entries(value) == 0:
+            problems.append(Problem(name, f"parameter '{attr}' is empty (shape "
+                                          f"{weights.shape(value)})"))
             continue
         arr = raw.astype(np.float64)
         if not np.all(np.isfinite(arr)):
@@ -53,12 +55,13 @@ def _param_problems(name: str, node: nir.NIRNode) -> list[Problem]:
         elif attr in positive and np.any(arr <= 0):
             problems.append(Problem(name, f"parameter '{attr}' must be > 0, min is {arr.min():g}"))
     if isinstance(node, (nir.Affine, nir.Linear)) and node.weight is not None:
-        if np.ndim(node.weight) != 2:
-            problems.append(Problem(name, f"weight must be 2-D, got shape {np.shape(node.weight)}"))
+        wshape = weights.shape(node.weight)
+        if len(wshape) != 2:
+            problems.append(Problem(name, f"weight must be 2-D, got shape {wshape}"))
         elif isinstance(node, nir.Affine) and node.bias is not None and \
-                np.shape(node.bias) != (np.shape(node.weight)[0],):
+                np.shape(node.bias) != (wshape[0],):
             problems.append(Problem(name, f"bias shape {np.shape(node.bias)} does not match "
-                                          f"weight rows {np.shape(node.weight)[0]}"))
+                                          f"weight rows {wshape[0]}"))
     v_reset = getattr(node, "v_reset", None)
     if v_reset is not None and np.all(np.isfinite(v_reset)) and np.any(np.asarray(v_reset) != 0):
         problems.append(Problem(name, "unsupported: v_reset != 0 (neurons reset to zero)"))

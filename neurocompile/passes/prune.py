@@ -39,6 +39,7 @@ import numpy as np
 
 from neurocompile import config
 from neurocompile.errors import InputDataError, UnsupportedError
+from neurocompile.ir import weights as wts
 from neurocompile.ir.graph import predecessors, successors
 from neurocompile.passes.report import PassReport, compare_graphs
 
@@ -110,9 +111,56 @@ def _zero_lowest(weights: list[np.ndarray], keys: list[list[np.ndarray]], k: int
     return out
 
 
-def _apply_weights(graph: nir.NIRGraph, new: dict[str, np.ndarray]) -> None:
+def _apply_weights(graph: nir.NIRGraph, new: dict[str, Any]) -> None:
     for name, w in new.items():
         graph.nodes[name] = dataclasses.replace(graph.nodes[name], weight=w)
+
+
+def _shallow(graph: nir.NIRGraph) -> nir.NIRGraph:
+    """A new graph sharing every node: a pass replaces only the nodes it changes."""
+    out = copy.copy(graph)
+    out.nodes = dict(graph.nodes)
+    out.edges = list(graph.edges)
+    out.metadata = dict(graph.metadata or {})
+    return out
+
+
+class _Stored:
+    """A weight's stored values (all entries of an array, the non-zeros of a sparse matrix),
+    their column indices, and how many zeros are implicit (sparse only)."""
+
+    def __init__(self, w: Any):
+        self.w = w
+        if wts.is_sparse(w):
+            self.csr = wts.as_csr(w, np.float64)
+            self.values = self.csr.data
+            self.cols = self.csr.indices
+        else:
+            self.csr = None
+            self.values = np.asarray(w)
+            self.cols = None
+        self.implicit_zeros = wts.entries(w) - self.values.size
+
+    def column_keys(self, per_column: np.ndarray) -> np.ndarray:
+        """A per-input quantity laid out like the stored values."""
+        if self.csr is not None:
+            return per_column[self.cols]
+        return np.broadcast_to(per_column[None, :], self.values.shape)
+
+    def rebuild(self, values: np.ndarray) -> Any:
+        if self.csr is None:
+            return values
+        out = self.csr.copy()
+        out.data = values
+        out.eliminate_zeros()
+        return out
+
+
+def _prune_stored(stored: list[_Stored], keys: list[list[np.ndarray]], k: int) -> list[Any]:
+    """Zero the k lowest-key entries over all weights; implicit zeros count as pruned first."""
+    k = max(0, k - sum(st.implicit_zeros for st in stored))
+    new = _zero_lowest([st.values for st in stored], keys, k)
+    return [st.rebuild(v) for st, v in zip(stored, new)]
 
 
 # -- magnitude ------------------------------------------------------------------------------
@@ -123,23 +171,25 @@ def magnitude_prune(graph: nir.NIRGraph, sparsity: float | None = None, *,
     if (sparsity is None) == (threshold is None):
         raise UnsupportedError("magnitude pruning needs exactly one of sparsity or threshold")
     _check_scope(scope)
-    out = copy.deepcopy(graph)
+    out = _shallow(graph)
     names = _targets(out, nodes, PRUNABLE_TYPES)
-    weights = [np.asarray(out.nodes[n].weight) for n in names]
+    stored = [_Stored(out.nodes[n].weight) for n in names]
     if threshold is not None:
         t = float(threshold)
         if not (t >= 0 and np.isfinite(t)):
             raise UnsupportedError(f"threshold must be a finite number >= 0, got {threshold!r}")
-        new = [np.where(np.abs(w) < t, 0, w).astype(w.dtype) for w in weights]
+        new = [st.rebuild(np.where(np.abs(st.values) < t, 0, st.values).astype(
+            st.values.dtype)) for st in stored]
         options = {"method": "magnitude", "threshold": t}
     else:
         s = check_sparsity(sparsity)
         options = {"method": "magnitude", "sparsity": s, "scope": scope}
-        if scope == "global" and weights:
-            new = _zero_lowest(weights, [[np.abs(w)] for w in weights],
-                               _n_prune(s, sum(w.size for w in weights)))
+        if scope == "global" and stored:
+            new = _prune_stored(stored, [[np.abs(st.values)] for st in stored],
+                                _n_prune(s, sum(wts.entries(st.w) for st in stored)))
         else:
-            new = [_zero_lowest([w], [[np.abs(w)]], _n_prune(s, w.size))[0] for w in weights]
+            new = [_prune_stored([st], [[np.abs(st.values)]], _n_prune(s, wts.entries(st.w)))[0]
+                   for st in stored]
     _apply_weights(out, dict(zip(names, new)))
     return out, compare_graphs("prune", options, graph, out)
 
@@ -182,21 +232,22 @@ def activity_prune(graph: nir.NIRGraph, activity: Mapping[str, np.ndarray] | Non
     _check_scope(scope)
     if criterion not in ("rate_weight", "rate"):
         raise UnsupportedError(f"criterion must be 'rate_weight' or 'rate', got {criterion!r}")
-    out = copy.deepcopy(graph)
+    out = _shallow(graph)
     names = _targets(out, nodes, DENSE_TYPES)
     preds = predecessors(graph)
     activity = check_activity(activity, "activity pruning",
                               sorted({p for n in names for p in preds[n]}))
-    weights = [np.asarray(out.nodes[n].weight) for n in names]
+    stored = [_Stored(out.nodes[n].weight) for n in names]
     keys = []
-    for name, w in zip(names, weights):
-        rate = np.broadcast_to(_input_rates(graph, activity, name)[None, :], w.shape)
-        mag = np.abs(w)
+    for name, st in zip(names, stored):
+        rate = st.column_keys(_input_rates(graph, activity, name))
+        mag = np.abs(st.values)
         keys.append([mag * rate] if criterion == "rate_weight" else [mag, rate])
-    if scope == "global" and weights:
-        new = _zero_lowest(weights, keys, _n_prune(s, sum(w.size for w in weights)))
+    if scope == "global" and stored:
+        new = _prune_stored(stored, keys, _n_prune(s, sum(wts.entries(st.w) for st in stored)))
     else:
-        new = [_zero_lowest([w], [kk], _n_prune(s, w.size))[0] for w, kk in zip(weights, keys)]
+        new = [_prune_stored([st], [kk], _n_prune(s, wts.entries(st.w)))[0]
+               for st, kk in zip(stored, keys)]
     _apply_weights(out, dict(zip(names, new)))
     extra = {n: {"mean_input_rate": float(_input_rates(graph, activity, n).mean())} for n in names}
     options = {"method": "activity", "sparsity": s, "scope": scope, "criterion": criterion}

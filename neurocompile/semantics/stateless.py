@@ -7,6 +7,7 @@ import nir
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from neurocompile.ir import weights
 from neurocompile.ir.shapes import conv_padding, flatten_output_shape, pair
 
 
@@ -60,6 +61,15 @@ def prepare(node: nir.NIRNode, dtype=np.float64):
     Affine is x @ W.T + b as two operations (as the torch models compute it).
     """
     dtype = np.dtype(dtype)
+    if isinstance(node, (nir.Affine, nir.Linear)) and weights.run_sparse(node.weight):
+        csr = weights.as_csr(node.weight, dtype)  # (out, in): x @ W.T as (W @ x.T).T
+        b = None if isinstance(node, nir.Linear) else np.asarray(node.bias, dtype)
+
+        def sparse_op(x: np.ndarray) -> np.ndarray:
+            y = np.ascontiguousarray((csr @ x.astype(dtype, copy=False).T).T)
+            return y if b is None else y + b
+
+        return sparse_op
     if isinstance(node, (nir.Affine, nir.Linear)):
         wt = np.asarray(node.weight, dtype).T  # a view: the layout the equivalence tests pin
         if isinstance(node, nir.Linear):
