@@ -43,16 +43,20 @@ def build(graph: nir.NIRGraph, opts: OnnxOptions, record: bool | None = None):
     if opts.fixed_point:
         raise UnsupportedError("target 'onnx' exports the float model; fixed point (Loihi "
                                "integer arithmetic) is the reference or Lava target's")
+    prog = build_program(graph, opts.dt, opts.dtype)
+    model = build_model(prog, opts.dtype, opts.form, opts.counters if record is None else record)
+    onnx.checker.check_model(model, full_check=True)
+    return prog, model
+
+
+def check_runnable(graph: nir.NIRGraph, opts: OnnxOptions) -> None:
+    """Refuse, naming the node, what onnxruntime's CPU provider has no kernel for."""
     if opts.dtype == "float64":
         for name, node in graph.nodes.items():
             if isinstance(node, CONV_TYPES):
                 raise UnsupportedError(
                     f"node {name!r}: onnxruntime's CPU provider has no float64 Conv (used for "
                     f"{type(node).__name__}); run the ONNX target with dtype float32")
-    prog = build_program(graph, opts.dt, opts.dtype)
-    model = build_model(prog, opts.dtype, opts.form, opts.counters if record is None else record)
-    onnx.checker.check_model(model, full_check=True)
-    return prog, model
 
 
 def session(model, threads: int | None):
@@ -105,6 +109,7 @@ class OnnxTarget(Target):
     def compile(self, graph: nir.NIRGraph, options=None) -> Artifact:
         opts = self.options(options)
         self.check_available()
+        check_runnable(graph, opts)
         prog, model = build(graph, opts)
         return Artifact(NAME, graph, opts, {"dt": prog.dt, "form": opts.form,
                                             "dtype": opts.dtype, "onnx_nodes": _count(model)})
@@ -113,6 +118,7 @@ class OnnxTarget(Target):
         start = time.perf_counter()
         opts = self.options(artifact.options)
         self.check_available()
+        check_runnable(artifact.graph, opts)
         prog, model = build(artifact.graph, opts)
         sess = session(model, opts.threads)
         got, steps, batch = run_session(sess, model, prog, inputs, steps, opts)

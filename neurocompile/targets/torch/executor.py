@@ -27,7 +27,7 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def as_tensor(x: np.ndarray, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(x), device=device).to(dtype)
+    return torch.as_tensor(np.array(x), device=device).to(dtype)  # a copy: writable
 
 
 def stateless_op(node: nir.NIRNode, in_shape: tuple[int, ...], out_shape: tuple[int, ...],
