@@ -141,3 +141,25 @@ def test_missing_requirement_is_named(monkeypatch):
     graph, _ = random_graph(0)
     with pytest.raises(UnsupportedError, match=r"needs no_such_module_xyz.*neurocompile\[torch\]"):
         TorchTarget().compile(graph)
+
+
+def test_inputs_are_checked_padded_and_cast_as_the_reference_does():
+    from neurocompile.errors import InputDataError
+
+    graph, shape = random_graph(3)  # dense trunk
+    x = spikes(3, 2, 12, shape)
+    for given, steps in ((x.astype(bool), None), (x.astype(np.int8), 20), (x, 7),
+                         (x.reshape(2, 12, -1), None)):
+        ref = get_target("reference")
+        want = ref.run(ref.compile(graph), {"input": given}, steps)
+        t = get_target("torch")
+        got = t.run(t.compile(graph), {"input": given}, steps)
+        assert got.steps == want.steps and got.counters_dict() == want.counters_dict()
+        for name, y in want.outputs.items():
+            np.testing.assert_array_equal(got.outputs[name], y)
+    bad = x.copy()
+    bad[1, 5, 0] = np.nan
+    with pytest.raises(InputDataError, match="NaN"):
+        run("torch", graph, bad)
+    with pytest.raises(InputDataError, match="expected an array"):
+        run("torch", graph, x[..., :-1])

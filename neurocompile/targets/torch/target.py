@@ -64,6 +64,41 @@ def resolve_device(name: str):
     return device
 
 
+def device_inputs(prog: Program, inputs, steps: int | None, dtype, device):
+    """`inputs.time_major` with the copy, transpose and cast done on the device: the arrays
+    travel in their own dtype (float32 spikes stay 4 bytes). Shapes, batch and dtype kinds are
+    checked by time_major on the first step; finiteness on the device."""
+    import numpy as np
+    import torch
+
+    from neurocompile.errors import InputDataError
+    from neurocompile.targets.inputs import as_dict
+
+    given = as_dict(prog.graph, inputs)
+    arrays = {k: np.asarray(v) for k, v in given.items()}
+    head = {k: v[:, :1] for k, v in arrays.items()}
+    checked, _, batch = time_major(prog.graph, prog.out_shapes, head, 1, prog.dtype)
+    length = max(arrays[k].shape[1] for k in checked)
+    steps = length if steps is None else int(steps)
+    if steps < 1:
+        raise InputDataError(f"steps must be >= 1, got {steps}")
+    out = {}
+    for name in checked:
+        arr = arrays[name]
+        t = torch.as_tensor(arr[:, :steps] if arr.dtype != bool else arr[:, :steps].view(np.uint8),
+                            device=device)
+        t = t.reshape((batch, t.shape[1]) + tuple(prog.out_shapes[name]))
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise InputDataError(f"input {name!r}: has NaN or infinite values")
+        t = t.transpose(0, 1).to(dtype)
+        if t.shape[0] < steps:
+            pad = torch.zeros((steps - t.shape[0],) + tuple(t.shape[1:]), dtype=dtype,
+                              device=device)
+            t = torch.cat([t, pad])
+        out[name] = t.contiguous()
+    return out, steps, batch
+
+
 def run_program(prog: Program, inputs, steps: int | None, *, dtype: str, device: str,
                 threads: int | None, counters: bool, population=None, target: str = NAME
                 ) -> RunResult:
@@ -77,9 +112,8 @@ def run_program(prog: Program, inputs, steps: int | None, *, dtype: str, device:
     if threads is not None:
         torch.set_num_threads(int(threads))
     tdtype = DTYPES[dtype]
-    data, steps, batch = time_major(prog.graph, prog.out_shapes, inputs, steps, prog.dtype)
     with torch.no_grad(), exact_arithmetic(dev):
-        tensors = {k: torch.as_tensor(v, device=dev).to(tdtype) for k, v in data.items()}
+        tensors, steps, batch = device_inputs(prog, inputs, steps, tdtype, dev)
         ex = Executor(prog, tdtype, dev, population(tdtype, dev) if population else None)
         values = ex.run(tensors, steps, batch)
         outs = {n: values[n].to(tdtype).transpose(0, 1).cpu().numpy()
