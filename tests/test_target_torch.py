@@ -163,3 +163,25 @@ def test_inputs_are_checked_padded_and_cast_as_the_reference_does():
         run("torch", graph, bad)
     with pytest.raises(InputDataError, match="expected an array"):
         run("torch", graph, x[..., :-1])
+
+
+def test_pipeline_evaluates_on_the_torch_target_where_cuda_is_present(monkeypatch):
+    """With a GPU (faked here: CUDA reported present, the device mapped to the CPU) the
+    pipeline's dataset evaluation runs on the torch target and gives the reference's result."""
+    import torch
+
+    from neurocompile import pipeline
+    from neurocompile.targets.torch import target as torch_target
+
+    graph, shape = random_graph(0, "normal")
+    graph.nodes["output"] = graph.nodes.pop("out")
+    graph.edges[:] = [(a, "output" if b == "out" else b) for a, b in graph.edges]
+    x = spikes(0, 300, 20, shape)
+    want, want_result = pipeline._predict(graph, x)
+    assert want_result.target == "reference"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch_target, "resolve_device", lambda name: torch.device("cpu"))
+    got, got_result = pipeline._predict(graph, x)
+    assert got_result.target == "torch" and got_result.batch == 300
+    np.testing.assert_array_equal(got, want)
+    assert got_result.counters_dict() == want_result.counters_dict()
