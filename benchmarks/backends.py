@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/backends.py [--threads 1] [--batches 1,64] [--steps 100]
         [--targets reference,torch,torch32,norse,onnx] [--device cpu]
         [--out benchmarks/results/backends.json]
+    .venv/bin/python benchmarks/backends.py --agreement 60     # spike agreement, generated graphs
 
 Nets: a 700-256-20 CubaLIF feed-forward net and a 1000-neuron recurrent CubaLIF net (100
 inputs), input spikes at 5% per step. Every variant runs the same graph and inputs; the ratio is
@@ -104,6 +105,48 @@ def timed(variant: str, graph: nir.NIRGraph, x: np.ndarray, repeats: int, device
     return best, result
 
 
+def agreement(seeds: int, out: Path) -> None:
+    """Per target and dtype, on the generated test graphs (tests/backend_graphs.py): how many
+    graphs give the reference's spikes, readouts and counters, and the fraction of output
+    entries equal to the reference's in the same dtype and in float64."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from backend_graphs import random_graph, spikes
+
+    ref = get_target("reference")
+    rows = []
+    for target, dtype in (("torch", "float64"), ("torch", "float32"), ("onnx", "float64"),
+                          ("onnx", "float32"), ("norse", "float64"), ("norse", "float32")):
+        for weights in ("dyadic", "normal"):
+            row = {"target": target, "dtype": dtype, "weights": weights, "graphs": 0,
+                   "spikes_identical": 0, "readout_identical": 0, "counters_equal": 0,
+                   "entries": 0, "entries_equal_same_dtype": 0, "entries_equal_float64": 0}
+            for seed in range(seeds):
+                graph, shape = random_graph(seed, weights)
+                if target == "onnx" and dtype == "float64" and seed % 3:
+                    continue  # onnxruntime has no float64 Conv
+                x = spikes(seed, 4, 40, shape)
+                want = ref.run(ref.compile(graph, {"dtype": dtype}), {"input": x})
+                want64 = ref.run(ref.compile(graph), {"input": x})
+                t = get_target(target)
+                got = t.run(t.compile(graph, {"dtype": dtype}), {"input": x})
+                row["graphs"] += 1
+                spiking = [k for k in want.outputs if k != "out_v"]
+                row["spikes_identical"] += all(np.array_equal(got.outputs[k], want.outputs[k])
+                                               for k in spiking)
+                row["readout_identical"] += bool(np.array_equal(got.outputs["out_v"],
+                                                                want.outputs["out_v"]))
+                row["counters_equal"] += got.counters_dict() == want.counters_dict()
+                for k in spiking:
+                    row["entries"] += got.outputs[k].size
+                    row["entries_equal_same_dtype"] += int(np.sum(got.outputs[k] == want.outputs[k]))
+                    row["entries_equal_float64"] += int(np.sum(got.outputs[k] == want64.outputs[k]))
+            rows.append(row)
+            print(row, flush=True)
+    write_text(out, json.dumps({"benchmark": "backends_agreement", "machine": machine(),
+                                "seeds": seeds, "batch": 4, "steps": 40, "rows": rows}, indent=1))
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100)
@@ -116,7 +159,13 @@ def main() -> None:
                         help="Repeats at batches of 1000 and more.")
     parser.add_argument("--nets", default="ff,rec")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backends.json"))
+    parser.add_argument("--agreement", type=int, default=0, metavar="SEEDS",
+                        help="Instead: spike agreement on SEEDS generated test graphs "
+                             "(writes benchmarks/results/backends_agreement.json).")
     args = parser.parse_args()
+    if args.agreement:
+        agreement(args.agreement, Path("benchmarks/results/backends_agreement.json"))
+        return
     variants = args.targets.split(",")
     if variants[0] != "reference":
         variants = ["reference"] + [v for v in variants if v != "reference"]
