@@ -185,3 +185,21 @@ def test_pipeline_evaluates_on_the_torch_target_where_cuda_is_present(monkeypatc
     assert got_result.target == "torch" and got_result.batch == 300
     np.testing.assert_array_equal(got, want)
     assert got_result.counters_dict() == want_result.counters_dict()
+
+
+def test_simulate_cli_runs_the_torch_target_on_a_device(tmp_path, capsys):
+    from neurocompile.cli.main import main
+    from neurocompile.ir.io import save_graph
+
+    graph, shape = random_graph(1)
+    save_graph(graph, tmp_path / "g.nir")
+    np.savez(tmp_path / "x.npz", input=spikes(1, 2, 15, shape))
+    summaries = {}
+    for target, extra in (("torch", ["--device", "cpu"]), ("reference", [])):
+        out = tmp_path / f"{target}.npz"
+        main(["simulate", str(tmp_path / "g.nir"), "--input", str(tmp_path / "x.npz"),
+              "--target", target, "--out", str(out)] + extra)
+        summaries[target] = __import__("json").loads(out.with_suffix(".json").read_text())
+    capsys.readouterr()
+    assert summaries["torch"]["target"] == "torch"
+    assert summaries["torch"]["nodes"] == summaries["reference"]["nodes"]

@@ -82,13 +82,16 @@ def inspect_cmd(graph_path: Path, as_json: bool) -> None:
 @click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph metadata or 1 ms).")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write output spikes (.npz or NIR data file) and a JSON summary beside it.")
+@click.option("--device", default=None, help="torch device (cpu, cuda) of the torch and norse targets.")
 def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, fixed_point: bool,
-                 dt: float | None, out_path: Path | None) -> None:
+                 dt: float | None, out_path: Path | None, device: str | None) -> None:
     """Run a NIR graph (or a compiled artifact) on input spikes and print per-node activity."""
     from neurocompile.targets import get_target
 
     backend = get_target(target)
     graph_options = {"dt": dt, "fixed_point": True if fixed_point else None}
+    if device is not None:
+        graph_options["device"] = device
     if model.is_dir():
         artifact = backend.load_artifact(model, graph_options)
     else:
