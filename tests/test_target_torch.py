@@ -3,6 +3,7 @@ generated matrix of graphs (every supported node type, recurrent edges, delays, 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -199,7 +200,7 @@ def test_simulate_cli_runs_the_torch_target_on_a_device(tmp_path, capsys):
         out = tmp_path / f"{target}.npz"
         main(["simulate", str(tmp_path / "g.nir"), "--input", str(tmp_path / "x.npz"),
               "--target", target, "--out", str(out)] + extra)
-        summaries[target] = __import__("json").loads(out.with_suffix(".json").read_text())
+        summaries[target] = json.loads(out.with_suffix(".json").read_text())
     capsys.readouterr()
     assert summaries["torch"]["target"] == "torch"
     assert summaries["torch"]["nodes"] == summaries["reference"]["nodes"]
