@@ -1,8 +1,9 @@
 """Generated graphs for the backend equivalence tests (no tests here).
 
 `random_graph(seed)` draws a graph that uses every supported node type across seeds: a dense
-trunk (Affine / Linear / Scale into LIF, CubaLIF or IF, optional recurrent Linear, Delay,
-Threshold, a skip edge that sums two inputs into one neuron) or a convolutional trunk
+trunk (Affine / Linear / Scale into LIF, CubaLIF or IF, optional recurrent Linear, through a
+Delay or not, a Delay, a Threshold, a skip edge that sums two inputs into one neuron) or a
+convolutional trunk
 (Conv1d or Conv2d, SumPool2d or AvgPool2d, Flatten), each with a spiking output and an LI or
 CubaLI readout. `weights="dyadic"` draws multiples of 1/64 (sums of spikes times weights are
 exact in float32 and float64, so any summation order gives the same value); "normal" draws
@@ -58,7 +59,12 @@ def _dense(rng, nodes, edges, src: str, n_src: int, weights: str) -> tuple[str, 
     edges += [(src, "fc1"), ("fc1", "h1")]
     if rng.random() < 0.6:
         nodes["rec"] = nir.Linear(_w(rng, (n_h, n_h), weights, 0.5))
-        edges += [("h1", "rec"), ("rec", "h1")]
+        edges += [("rec", "h1")]
+        if rng.random() < 0.5:  # a Delay inside the cycle
+            nodes["rec_delay"] = nir.Delay(rng.integers(1, 3, n_h) * DT)
+            edges += [("h1", "rec_delay"), ("rec_delay", "rec")]
+        else:
+            edges.append(("h1", "rec"))
     last = "h1"
     if rng.random() < 0.5:
         nodes["scale"] = nir.Scale(rng.choice([0.5, 1.0, 1.5], n_h))

@@ -28,8 +28,12 @@ def run(target: str, graph, x, **options):
 
 
 def test_generated_graphs_cover_every_supported_node_type():
-    seen = set().union(*(node_types(random_graph(s)[0]) for s in SEEDS))
-    assert seen == {cls.__name__ for cls in SUPPORTED_TYPES}
+    from neurocompile.ir.graph import has_cycle
+
+    graphs = [random_graph(s)[0] for s in SEEDS]
+    assert set().union(*map(node_types, graphs)) == {cls.__name__ for cls in SUPPORTED_TYPES}
+    assert sum(has_cycle(g) for g in graphs) >= 3
+    assert any("rec_delay" in g.nodes for g in graphs)  # a Delay inside a cycle
 
 
 @pytest.mark.parametrize("weights", ["dyadic", "normal"])
