@@ -134,12 +134,22 @@ class Executor:
     def _float(self, x: torch.Tensor) -> torch.Tensor:
         return x if x.dtype == self.dtype else x.to(self.dtype)
 
-    def _input_sum(self, name: str, t: int | slice = slice(None)) -> torch.Tensor:
-        parts = [self._float(self.values[p][t]) for p in self.prog.preds[name]]
+    @staticmethod
+    def _sum(parts: list[torch.Tensor]) -> torch.Tensor:
+        """Edge order, left to right (as the reference adds)."""
         total = parts[0]
         for part in parts[1:]:
             total = total + part
         return total
+
+    def _input_sum(self, name: str, t: int | slice = slice(None)) -> torch.Tensor:
+        return self._sum([self._float(self.values[p][t]) for p in self.prog.preds[name]])
+
+    def _step_sum(self, name: str, t: int, view: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Input sum of `name` at step t inside a cycle: this step's values of the cycle's
+        nodes (`view`), else of nodes computed before the cycle."""
+        return self._sum([self._float(view[p] if p in view else self.values[p][t])
+                          for p in self.prog.preds[name]])
 
     def _stateless(self, name: str, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.prog.graph.nodes[name], nir.Output):
@@ -150,11 +160,8 @@ class Executor:
         return y.reshape(tuple(lead) + tuple(y.shape[1:]))
 
     def _latched_input(self, name: str) -> torch.Tensor:
-        parts = [self.zero[p] for p in self.prog.preds[name]]
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total  # (1, *in_shape)
+        """Input a latched node sees before step 0 (the zero response), (1, *in_shape)."""
+        return self._sum([self.zero[p] for p in self.prog.preds[name]])
 
     def _delay_out(self, name: str, history: torch.Tensor) -> torch.Tensor:
         """Delay outputs of every step from history (D + steps, batch, N): D rows of the zero
@@ -214,19 +221,9 @@ class Executor:
                     view[n] = h[h.shape[0] - d, :, cols].T.reshape(
                         (self.batch,) + prog.out_shapes[n])
             for n in comb:
-                parts = [self._float(view[p]) if p in view else
-                         self._float(self.values[p][t]) for p in prog.preds[n]]
-                x = parts[0]
-                for part in parts[1:]:
-                    x = x + part
-                view[n] = self._stateless(n, x)
+                view[n] = self._stateless(n, self._step_sum(n, t, view))
             for n in latched:
-                parts = [self._float(view[p]) if p in view else
-                         self._float(self.values[p][t]) for p in prog.preds[n]]
-                x = parts[0]
-                for part in parts[1:]:
-                    x = x + part
-                pending[n] = x
+                x = pending[n] = self._step_sum(n, t, view)
                 if n in history:
                     history[n] = torch.cat([history[n][1:], x.reshape(1, self.batch, -1)])
             for n in members:
