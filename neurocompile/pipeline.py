@@ -163,13 +163,22 @@ def _nonzero_params(graph: nir.NIRGraph) -> tuple[int, int]:
 
 def _predict(graph: nir.NIRGraph, x: np.ndarray, *, fixed_point: bool = False,
              batch: int = 256) -> tuple[np.ndarray, Any]:
-    """Class per sample from the reference simulator (readout averaged over time) + counters."""
-    from neurocompile.targets.reference import Simulator, build_program
+    """Class per sample (readout averaged over time) + counters. Float graphs run on the torch
+    target on CUDA where torch sees a GPU (float64: the reference's spikes); otherwise, and in
+    fixed point, on the reference simulator (on a CPU the torch target is no faster:
+    benchmarks/results/backends.json)."""
+    from neurocompile.targets import get_target
 
-    sim = Simulator(build_program(graph, fixed_point=fixed_point))
+    target, options = get_target("reference"), {"fixed_point": fixed_point}
+    if not fixed_point and not get_target("torch").missing_requirements():
+        import torch
+
+        if torch.cuda.is_available():
+            target, options = get_target("torch"), {"dtype": "float64", "device": "cuda"}
+    artifact = target.compile(graph, options)
     preds, results = [], []
     for start in range(0, len(x), batch):
-        result = sim.run({"input": x[start:start + batch]})
+        result = target.run(artifact, {"input": x[start:start + batch]})
         preds.append(result.outputs["output"].mean(axis=1).argmax(axis=1))
         results.append(result)
     return np.concatenate(preds), _merge(results)

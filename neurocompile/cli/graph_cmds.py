@@ -87,9 +87,11 @@ def inspect_cmd(graph_path: Path, json_out: str | None) -> None:
 @click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph metadata or 1 ms).")
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the output spikes (.npz or a NIR data file).")
+@click.option("--device", default=None, help="torch device (cpu, cuda) of the torch and norse targets.")
 @report_options
 def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, fixed_point: bool,
-                 dt: float | None, out_path: Path | None, json_out: str | None) -> None:
+                 dt: float | None, out_path: Path | None, device: str | None,
+                 json_out: str | None) -> None:
     """Run a NIR graph (or a compiled artifact) on input spikes and print per-node activity."""
     from neurocompile.targets import get_target
 
@@ -99,6 +101,8 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     check_outputs([model, input_path], [out_path, json_file(json_out)])
     backend = get_target(target)
     graph_options = {"dt": dt, "fixed_point": True if fixed_point else None}
+    if device is not None:
+        graph_options["device"] = device
     if model.is_dir():
         artifact = backend.load_artifact(model, graph_options)
     else:

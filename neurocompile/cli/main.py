@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "quantize": "neurocompile.cli.pass_cmds:quantize_cmd",
     "energy": "neurocompile.cli.energy_cmd:energy_cmd",
     "train": "neurocompile.cli.train_cmd:train_cmd",
+    "export": "neurocompile.cli.export_cmd:export_cmd",
 }
 
 

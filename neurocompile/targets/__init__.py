@@ -17,6 +17,9 @@ TARGETS: dict[str, str] = {
     "reference": "neurocompile.targets.reference:ReferenceTarget",
     "lava": "neurocompile.targets.lava:LavaTarget",
     "loihi2": "neurocompile.targets.loihi2:Loihi2Target",
+    "torch": "neurocompile.targets.torch:TorchTarget",
+    "norse": "neurocompile.targets.norse:NorseTarget",
+    "onnx": "neurocompile.targets.onnx:OnnxTarget",
 }
 
 
