@@ -406,9 +406,23 @@ def profile_sparse(args) -> None:
         with profile(activities=acts) as prof:
             loss.backward()
             sync(args.device)
-    print(f"active fraction {act.float().mean().item():.4f}")
+    active = act.float().mean().item()
+    print(f"active fraction {active:.4f}")
     key = "cuda_time_total" if args.device == "cuda" else "cpu_time_total"
     print(prof.key_averages().table(sort_by=key, row_limit=20))
+    on_gpu = args.device == "cuda"
+    rows = [{"name": e.key, "calls": e.count,
+             "self_cuda_ms" if on_gpu else "self_cpu_ms":
+                 (e.self_device_time_total if on_gpu else e.self_cpu_time_total) / 1e3,
+             "cuda_total_ms" if on_gpu else "cpu_total_ms":
+                 (e.device_time_total if on_gpu else e.cpu_time_total) / 1e3}
+            for e in prof.key_averages()]
+    rows.sort(key=lambda r: -r["cuda_total_ms" if on_gpu else "cpu_total_ms"])
+    write_json(args.out or RESULTS / f"sparse_bptt_{args.device}_profile.json", {
+        "machine": machine(args.device), "command": " ".join(sys.argv),
+        "config": {"batch": args.batch, "steps": steps, "hidden": hidden, "n_in": args.n_in,
+                   "input_grad": args.input_grad, "target_active": target},
+        "active_fraction": active, "rows": rows[:20]})
 
 
 def check_triton() -> None:

@@ -288,12 +288,16 @@ def _sparse_backward(ctx, saved: dict[str, torch.Tensor], g_s: torch.Tensor, nee
     dtype, dev = weight.dtype, weight.device
     gain = p.params(weight).gain
     need_x, need_w, need_b = need
-    bt, j = saved["bt"].long(), saved["j"].long()
-    delta = g_s.contiguous().view(-1)[bt * N + j] * saved["vals"]  # dL/dv on A only
+    bt, j = saved["bt"], saved["j"]
+    if sk.index_dtype(B * T * N) != bt.dtype:  # flat indices need the wider type
+        bt, j = bt.long(), j.long()
+    # dL/dv on A only; index_select keeps int32 indices as they are (no int64 copies)
+    delta = g_s.contiguous().view(-1).index_select(0, bt * N + j).mul_(saved["vals"])
     gx = gw = gb = None
     if need_b and ctx.has_bias:
         kc = torch.as_tensor(_bias_trace(p, T), dtype=dtype, device=dev)
-        gb = torch.zeros(N, dtype=dtype, device=dev).index_add_(0, j, delta * kc[bt % T])
+        gb = torch.zeros(N, dtype=dtype, device=dev)
+        gb.index_add_(0, j, delta * kc.index_select(0, bt % T))
         gb.mul_(gain)
     del bt
     buf = None
@@ -305,14 +309,14 @@ def _sparse_backward(ctx, saved: dict[str, torch.Tensor], g_s: torch.Tensor, nee
         else:
             tr = sk.time_filter(saved["xc"], p.keep_u, p.keep_v, dtype, False, out=buf,
                                 force_torch=ctx.force_torch)
-        gw = sk.dw_product(saved["ptr_w"], saved["rows_w"], delta[saved["perm"].long()],
+        gw = sk.dw_product(saved["ptr_w"], saved["rows_w"], delta.index_select(0, saved["perm"]),
                            tr.view(B * T, n_in), N, sk.chunk_rows(n_in, tr.element_size()),
                            ctx.force_torch)
         gw.mul_(gain[:, None])
         del tr
     if need_x:
         if ctx.delay:
-            vals, col = delta[saved["sel_x"].long()], saved["col_x"]
+            vals, col = delta.index_select(0, saved["sel_x"]), saved["col_x"]
         else:
             vals, col = delta, saved["j"]
         S = sk.csr(saved["crow_x"], col, vals, (B * T, N))
