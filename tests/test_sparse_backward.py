@@ -333,3 +333,14 @@ def test_forward_equals_neurons_step():
     ref = torch.stack(ref, 1)
     assert 0 < ref.sum() < ref.numel()
     assert torch.equal(s, ref)
+
+
+def test_input_gradient_with_frozen_weights():
+    """dL/dx alone (weight and bias need no gradient): BPTT's, no trace built."""
+    x, w, b, r = _data(15)
+    st = lif_step(N, **STEPS["lif"])
+    ref = _grads(lambda x, w, b: dense_lif_reference(x, w, b, st, b_th=0.25), x, w, b, r)
+    X = x.clone().requires_grad_(True)
+    (sparse_lif(X, w, b, st, b_th=0.25)[0] * r).sum().backward()
+    assert ref[1].abs().max() > 0
+    _close(X.grad, ref[1])
