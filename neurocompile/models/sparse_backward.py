@@ -4,7 +4,8 @@ Reference: N. Perez-Nieves and D. F. M. Goodman, "Sparse Spiking Gradient Descen
 NeurIPS 2021 (arXiv:2105.08810). Only neurons whose membrane lies in a band around threshold,
 |v - v_th| < b_th, carry gradient; the backward pass touches those entries alone.
 
-Forward (the project contract, docs/models.md and neurocompile/ir/semantics.py), per step t:
+Forward (the project contract, neurocompile/semantics/float.py; the torch loop is
+`neurocompile.models.neurons.step` with parameters from `semantics.per_step`), per step t:
 
     I[t] = W x[t-1] + b          (x[-1] = 0: the one-step synaptic delay; delay=False: W x[t] + b)
     u[t] = u[t-1] * (1 - du) + gain * I[t]
@@ -13,32 +14,31 @@ Forward (the project contract, docs/models.md and neurocompile/ir/semantics.py),
 
 Backward, as in the paper:
 
-* surrogate: ds/dv = 1 / (beta |v - v_th| + 1)^2 (the fast-sigmoid / SuperSpike derivative,
-  beta = 100 in the paper's code) inside the band |v - v_th| < b_th, and exactly 0 outside;
-* the reset is not differentiated (the paper detaches its reset term): dv[t+1]/dv[t] = 1 - dv,
-  du[t+1]/du[t] = 1 - du, whether or not the neuron spiked;
-* hence with delta = dL/ds * ds/dv, nonzero only on the active set A,
-      dL/dW[j, i] = gain_j * sum_{(b,t,j) in A} delta[b,t,j] * tr[b,t,i],
-  where tr is the input x[t-1] filtered by the neuron's two exponentials (the input "trace"
-  of the paper, which filters with the single exponential of its plain LIF). The weight
-  gradient is one sparse (CSR) x dense product over the active entries only.
-* dL/dx (only when x needs a gradient) is the adjoint of I, filtered backwards in time, times
-  W; with `input_active` (the active mask of the layer that produced x) it is evaluated only at
-  those entries, the only ones the upstream sparse layer reads.
+* surrogate: ds/dv = 1 / (beta |v - v_th| + 1)^2 (beta = 100 in the paper's code) inside the
+  band |v - v_th| < b_th, and exactly 0 outside; the reset is not differentiated, so
+  dv[t+1]/dv[t] = 1 - dv and du[t+1]/du[t] = 1 - du whether or not the neuron spiked;
+* delta = dL/ds * ds/dv is gathered at the active entries A only (nothing dense in B*T*N);
+* dL/dW[j, i] = gain_j * sum_{(b,t,j) in A} delta[b,t,j] * tr[b,t,i], tr = F(x[t-1]) the input
+  filtered by the neuron's two exponentials (the paper's input "trace"): one sparse product over
+  A, chunked so each trace row is read from memory about once (sparse_kernels.dw_product);
+* dL/dx: dL/dI = gain * F^T(delta) is dense along time, but F^T acts on time alone and is the
+  same for every neuron (shared time constants), so it commutes with W:
+      dL/dx = F^T(Delta (gain W)),
+  one sparse (CSR over A) x dense product, then the adjoint filter along time of the
+  (B, T, n_in) result, written into the returned gradient itself. With `input_active` (the
+  active mask of the sparse layer that produced x) entries outside it are set to 0: the
+  upstream layer reads no others.
 
 The paper writes the band as b_th < v < 2 v_th - b_th with v_th = 1 and b_th = 0.8, i.e. a
 half-width B_th = 0.2: our `b_th` is that half-width (default 0.2 * v_th).
 
 `mode="dense"` runs the same closed-form backward on dense tensors (the same gradient, dense
 work); `dense_lif_reference` is plain autograd BPTT through the time loop with the same
-surrogate, used to check both. Float64 runs the torch loops; float32 on CUDA uses Triton scans
-when Triton is importable.
+surrogate, used to check both. CUDA float32 uses Triton kernels when Triton is importable.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,17 +46,12 @@ import torch
 from torch import nn
 
 from neurocompile.errors import UnsupportedError
+from neurocompile.models import sparse_kernels as sk
+from neurocompile.models.neurons import NeuronState, StepParams, step, zero_state
+from neurocompile.semantics.float import per_step
 
-try:  # Triton is optional: CUDA float32 scans use it when present
-    import triton
-    import triton.language as tl
-
-    HAS_TRITON = True
-except Exception:  # pragma: no cover - depends on the install
-    HAS_TRITON = False
-
+HAS_TRITON = sk.HAS_TRITON
 PAPER_BETA = 100.0  # surrogate steepness: Perez-Nieves & Goodman 2021, code release (scale=100)
-GATHER_DENSITY = 0.01  # input-gradient entries gathered one by one below this density
 PAPER_BAND = 0.2  # band half-width for v_th = 1: paper Sec. 3 / config b_th=0.8, B_th = 1 - b_th
 
 __all__ = [
@@ -66,7 +61,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# Per-step parameters (exactly the formulas of neurocompile/ir/semantics.py, float64 then cast)
+# Per-step parameters (semantics.per_step, float64, then cast once)
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -83,34 +78,48 @@ class LIFStep:
     def n(self) -> int:
         return int(self.gain.shape[0])
 
+    def params(self, like: torch.Tensor) -> StepParams:
+        """The parameters as `neurons.StepParams` in like's dtype and device (cast once)."""
+        def vec(a) -> torch.Tensor:
+            t = torch.tensor(np.broadcast_to(a, (self.n,)), dtype=torch.float64)
+            return t.to(dtype=like.dtype, device=like.device)
 
-def _uniform(name: str, value, n: int) -> float:
-    arr = np.broadcast_to(np.asarray(value, dtype=np.float64), (n,))
-    if not np.all(arr == arr[0]):
+        return StepParams(vec(self.keep_u), vec(self.keep_v), vec(self.gain), vec(self.bias),
+                          vec(self.v_th))
+
+
+def _uniform(name: str, arr: np.ndarray) -> float:
+    if not np.all(arr == arr.reshape(-1)[0]):
         raise UnsupportedError(
-            f"sparse backward: {name} must be the same for all {n} neurons (the input trace is "
-            f"shared by the population), got values in [{arr.min()}, {arr.max()}]")
-    return float(arr[0])
+            f"sparse backward: {name} must be the same for all {arr.size} neurons (the input "
+            f"trace is shared by the population), got values in [{arr.min()}, {arr.max()}]")
+    return float(arr.reshape(-1)[0])
+
+
+def _from_per_step(du, dv, gain, bias, vth) -> LIFStep:
+    flat = [np.asarray(a, dtype=np.float64).reshape(-1) for a in (du, dv, gain, bias, vth)]
+    n = max(a.size for a in flat)
+    du, dv, gain, bias, vth = (np.broadcast_to(a, (n,)).copy() for a in flat)
+    return LIFStep(_uniform("1 - du (tau_syn)", 1 - du), _uniform("1 - dv (tau_mem)", 1 - dv),
+                   gain, bias, vth)
 
 
 def lif_step(n: int, *, tau_mem, tau_syn=None, r=1.0, v_leak=0.0, v_threshold=1.0,
              w_in=1.0, dt: float = 1e-3) -> LIFStep:
-    """Discretise LIF (tau_syn None) or CubaLIF parameters as semantics.neuron_step does."""
-    if not (dt > 0 and math.isfinite(dt)):
+    """Per-step parameters of NIR LIF (tau_syn None) or CubaLIF, through semantics.per_step."""
+    if not (dt > 0 and np.isfinite(dt)):
         raise UnsupportedError(f"time step dt must be a positive number, got {dt}")
-    f64 = lambda x: np.broadcast_to(np.asarray(x, dtype=np.float64), (n,)).copy()  # noqa: E731
-    dv = dt / f64(tau_mem)
-    r_, v_leak_ = f64(r), f64(v_leak)
-    if tau_syn is None:  # LIF: du = 1, gain = dv * r
-        du = np.ones_like(dv)
-        gain = dv * r_
-    else:  # CubaLIF: gain = (dv * r) * (du * w_in)
-        du = dt / f64(tau_syn)
-        gain = (dv * r_) * (du * f64(w_in))
-    bias = dv * v_leak_
-    keep_u = _uniform("1 - du (tau_syn)", 1 - du, n)
-    keep_v = _uniform("1 - dv (tau_mem)", 1 - dv, n)
-    return LIFStep(keep_u, keep_v, gain, bias, f64(v_threshold))
+
+    def f64(v) -> np.ndarray:
+        return np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy()
+
+    if tau_syn is None:
+        params = dict(tau=f64(tau_mem), r=f64(r), v_leak=f64(v_leak),
+                      v_threshold=f64(v_threshold))
+        return _from_per_step(*per_step("LIF", params, dt))
+    params = dict(tau_syn=f64(tau_syn), tau_mem=f64(tau_mem), r=f64(r), v_leak=f64(v_leak),
+                  v_threshold=f64(v_threshold), w_in=f64(w_in))
+    return _from_per_step(*per_step("CubaLIF", params, dt))
 
 
 def step_from_layer(layer) -> LIFStep:
@@ -121,23 +130,13 @@ def step_from_layer(layer) -> LIFStep:
     if getattr(layer, "learn", ()):
         raise UnsupportedError(f"sparse backward: trainable time constants {layer.learn} are "
                                "not supported (no gradient for tau on the active set)")
-    p = layer.nir_params()
-    n = int(np.prod(layer.shape))
-    flat = {k: np.asarray(v).reshape(-1) for k, v in p.items()}
-    if kind == "LIF":
-        return lif_step(n, tau_mem=flat["tau"], r=flat["r"], v_leak=flat["v_leak"],
-                        v_threshold=flat["v_threshold"], dt=layer.dt)
-    return lif_step(n, tau_mem=flat["tau_mem"], tau_syn=flat["tau_syn"], r=flat["r"],
-                    v_leak=flat["v_leak"], v_threshold=flat["v_threshold"], w_in=flat["w_in"],
-                    dt=layer.dt)
-
-
-def _vec(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=like.dtype, device=like.device)
-
-
-def _scalar(a: float, like: torch.Tensor) -> torch.Tensor:
-    return torch.tensor(a, dtype=like.dtype, device=like.device)
+    with torch.no_grad():
+        p = layer.step_params(torch.float64)  # neurons' parameters, built on per_step
+    arrays = [a.detach().cpu().numpy() for a in (p.keep_u, p.keep_v, p.gain, p.bias,
+                                                 p.v_threshold)]
+    keep_u, keep_v, gain, bias, vth = (a.reshape(-1) for a in arrays)
+    return LIFStep(_uniform("1 - du (tau_syn)", keep_u), _uniform("1 - dv (tau_mem)", keep_v),
+                   gain.copy(), bias.copy(), vth.copy())
 
 
 def _shift(x: torch.Tensor) -> torch.Tensor:
@@ -145,143 +144,6 @@ def _shift(x: torch.Tensor) -> torch.Tensor:
     out = torch.zeros_like(x)
     out[:, 1:] = x[:, :-1]
     return out
-
-
-def _unshift(g: torch.Tensor) -> torch.Tensor:
-    """Adjoint of _shift: g[:, t+1] at step t, zeros at the last step."""
-    out = torch.zeros_like(g)
-    out[:, :-1] = g[:, 1:]
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Scans over time: torch loops (any device, any float dtype) and Triton kernels (CUDA float32)
-# --------------------------------------------------------------------------------------------
-
-if HAS_TRITON:
-
-    @triton.jit
-    def _lif_scan_kernel(i_ptr, s_ptr, sg_ptr, act_ptr, gain_ptr, bias_ptr, vth_ptr,
-                         T, N, keep_u, keep_v, b_th, beta, BLOCK: tl.constexpr):
-        pid_b = tl.program_id(0)
-        offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        m = offs < N
-        gain = tl.load(gain_ptr + offs, mask=m, other=0.0)
-        bias = tl.load(bias_ptr + offs, mask=m, other=0.0)
-        vth = tl.load(vth_ptr + offs, mask=m, other=0.0)
-        u = tl.zeros([BLOCK], dtype=tl.float32)
-        v = tl.zeros([BLOCK], dtype=tl.float32)
-        base = pid_b.to(tl.int64) * T * N
-        for t in range(T):
-            p = base + t * N + offs
-            cur = tl.load(i_ptr + p, mask=m, other=0.0)
-            u = u * keep_u + gain * cur
-            v = v * keep_v + u + bias
-            s = v > vth
-            ad = tl.abs(v - vth)
-            act = ad < b_th
-            q = beta * ad + 1.0
-            sg = tl.where(act, 1.0 / (q * q), 0.0)
-            tl.store(s_ptr + p, s.to(tl.float32), mask=m)
-            tl.store(sg_ptr + p, sg, mask=m)
-            tl.store(act_ptr + p, act.to(tl.int8), mask=m)
-            v = tl.where(s, 0.0, v)
-
-    @triton.jit
-    def _filter_kernel(x_ptr, y_ptr, T, C, keep_u, keep_v, REVERSE: tl.constexpr,
-                       BLOCK: tl.constexpr):
-        pid_b = tl.program_id(0)
-        offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-        m = offs < C
-        a = tl.zeros([BLOCK], dtype=tl.float32)
-        y = tl.zeros([BLOCK], dtype=tl.float32)
-        base = pid_b.to(tl.int64) * T * C
-        for k in range(T):
-            if REVERSE:
-                t = T - 1 - k
-            else:
-                t = k
-            p = base + t * C + offs
-            x = tl.load(x_ptr + p, mask=m, other=0).to(tl.float32)
-            if REVERSE:  # adjoint: gv[t] = x[t] + keep_v gv[t+1]; gu[t] = gv[t] + keep_u gu[t+1]
-                y = x + keep_v * y
-                a = y + keep_u * a
-                tl.store(y_ptr + p, a, mask=m)
-            else:  # trace: a[t] = keep_u a[t-1] + x[t]; y[t] = keep_v y[t-1] + a[t]
-                a = keep_u * a + x
-                y = keep_v * y + a
-                tl.store(y_ptr + p, y, mask=m)
-
-
-def _use_triton(t: torch.Tensor, force_torch: bool) -> bool:
-    return HAS_TRITON and not force_torch and t.is_cuda and t.dtype == torch.float32
-
-
-def _lif_scan(cur: torch.Tensor, p: LIFStep, b_th: float, beta: float, force_torch: bool = False
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Run the LIF loop on input currents (B, T, N): spikes, masked surrogate, active mask."""
-    B, T, N = cur.shape
-    gain, bias, vth = _vec(p.gain, cur), _vec(p.bias, cur), _vec(p.v_th, cur)
-    if _use_triton(cur, force_torch):
-        cur = cur.contiguous()
-        s = torch.empty_like(cur)
-        sg = torch.empty_like(cur)
-        act = torch.empty(cur.shape, dtype=torch.int8, device=cur.device)
-        BLOCK = 128
-        grid = (B, triton.cdiv(N, BLOCK))
-        _lif_scan_kernel[grid](cur, s, sg, act, gain, bias, vth, T, N,
-                               float(np.float32(p.keep_u)), float(np.float32(p.keep_v)),
-                               float(b_th), float(beta), BLOCK=BLOCK, enable_fp_fusion=False)
-        return s, sg, act.view(torch.bool)
-    keep_u, keep_v = _scalar(p.keep_u, cur), _scalar(p.keep_v, cur)
-    s = torch.empty_like(cur)
-    sg = torch.empty_like(cur)
-    act = torch.empty(cur.shape, dtype=torch.bool, device=cur.device)
-    u = torch.zeros((B, N), dtype=cur.dtype, device=cur.device)
-    v = torch.zeros_like(u)
-    for t in range(T):
-        u = u * keep_u + gain * cur[:, t]
-        v = v * keep_v + u + bias
-        spk = v > vth
-        ad = (v - vth).abs()
-        a = ad < b_th
-        s[:, t] = spk
-        act[:, t] = a
-        sg[:, t] = torch.where(a, 1.0 / (beta * ad + 1.0) ** 2, 0.0)
-        v = torch.where(spk, 0.0, v)
-    return s, sg, act
-
-
-def _filter(x: torch.Tensor, keep_u: float, keep_v: float, dtype: torch.dtype, reverse: bool,
-            force_torch: bool = False) -> torch.Tensor:
-    """Two-exponential causal filter over time (trace) or its adjoint (reverse) of (B, T, C)."""
-    B, T, C = x.shape
-    if HAS_TRITON and not force_torch and x.is_cuda and dtype == torch.float32:
-        xin = x.view(torch.uint8) if x.dtype == torch.bool else x
-        xin = xin.contiguous()
-        y = torch.empty((B, T, C), dtype=dtype, device=x.device)
-        BLOCK = 128
-        grid = (B, triton.cdiv(C, BLOCK))
-        _filter_kernel[grid](xin, y, T, C, float(np.float32(keep_u)), float(np.float32(keep_v)),
-                             REVERSE=reverse, BLOCK=BLOCK, enable_fp_fusion=False)
-        return y
-    ku = torch.tensor(keep_u, dtype=dtype, device=x.device)
-    kv = torch.tensor(keep_v, dtype=dtype, device=x.device)
-    y = torch.empty((B, T, C), dtype=dtype, device=x.device)
-    a = torch.zeros((B, C), dtype=dtype, device=x.device)
-    z = torch.zeros_like(a)
-    steps = range(T - 1, -1, -1) if reverse else range(T)
-    for t in steps:
-        xt = x[:, t].to(dtype)
-        if reverse:
-            z = xt + kv * z
-            a = z + ku * a
-            y[:, t] = a
-        else:
-            a = ku * a + xt
-            z = kv * z + a
-            y[:, t] = z
-    return y
 
 
 def _bias_trace(p: LIFStep, T: int) -> np.ndarray:
@@ -295,16 +157,23 @@ def _bias_trace(p: LIFStep, T: int) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# The autograd function
-# --------------------------------------------------------------------------------------------
-
 def _compact(x: torch.Tensor) -> torch.Tensor:
     """Binary spike input as bool (1 byte instead of 4-8); anything else kept as is."""
     if x.dtype == torch.bool:
         return x
     return x.to(torch.bool) if bool(((x == 0) | (x == 1)).all()) else x
 
+
+def _cumulative(counts: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """CSR row pointers from per-row counts."""
+    ptr = torch.zeros(counts.numel() + 1, dtype=dtype, device=counts.device)
+    ptr[1:] = counts.cumsum(0)
+    return ptr
+
+
+# --------------------------------------------------------------------------------------------
+# The autograd function
+# --------------------------------------------------------------------------------------------
 
 class SparseLIFFunction(torch.autograd.Function):
     """Whole-sequence Linear -> LIF with the sparse (or dense) surrogate backward.
@@ -316,128 +185,176 @@ class SparseLIFFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, lin_bias, step: LIFStep, b_th: float, beta: float, mode: str,
                 input_active, delay: bool, force_torch: bool):
-        B, T, _ = x.shape
+        if mode not in ("sparse", "dense"):
+            raise UnsupportedError(f"sparse backward: mode must be 'sparse' or 'dense', got "
+                                   f"{mode!r}")
+        B, T, n_in = x.shape
         N = weight.shape[0]
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         xs = _shift(x) if delay else x
         cur = torch.matmul(xs.to(weight.dtype), weight.t())
         if lin_bias is not None:
             cur = cur + lin_bias
-        s, sg, act = _lif_scan(cur, step, b_th, beta, force_torch)
+        s, sg, act = sk.lif_scan(cur, step.params(weight), b_th, beta, force_torch)
         del cur
-        xc = _compact(xs)
         ctx.step, ctx.mode, ctx.delay, ctx.force_torch = step, mode, delay, force_torch
-        ctx.shape = (B, T, N)
+        ctx.shape = (B, T, N, n_in)
         ctx.has_bias = lin_bias is not None
-        ctx.has_input_active = input_active is not None
-        if mode == "sparse":
-            # entries ordered by neuron j, then (b, t): the rows of a CSR matrix (N x B*T)
-            nz = act.permute(2, 0, 1).nonzero()
-            j, bt = nz[:, 0], nz[:, 1] * T + nz[:, 2]
-            idx_t = torch.int32 if B * T * N < 2**31 else torch.int64
-            crow = torch.zeros(N + 1, dtype=idx_t, device=x.device)
-            crow[1:] = torch.bincount(j, minlength=N).cumsum(0)
-            vals = sg.view(-1)[bt * N + j]
-            bt = bt.to(idx_t)
-            saved = [xc, weight, crow, bt, vals]
-        elif mode == "dense":
-            saved = [xc, weight, sg]
-        else:
-            raise UnsupportedError(f"sparse backward: mode must be 'sparse' or 'dense', got {mode!r}")
+        saved: dict[str, torch.Tensor] = {"weight": weight}
         if input_active is not None:
-            saved.append(input_active)
-        ctx.save_for_backward(*saved)
+            saved["input_active"] = input_active
+        if mode == "dense":
+            saved.update(xc=_compact(xs), sg=sg)
+        else:
+            saved.update(_sparse_pattern(xs, act, sg, step, weight.dtype, need_x, need_w,
+                                         delay, force_torch))
+        del sg
+        ctx.names = tuple(saved)
+        ctx.save_for_backward(*saved.values())
         ctx.mark_non_differentiable(act)
+        ctx.set_materialize_grads(False)  # no dense zeros for the mask's (absent) gradient
         return s, act
 
     @staticmethod
     def backward(ctx, g_s, _g_act):
-        B, T, N = ctx.shape
-        p: LIFStep = ctx.step
-        saved = list(ctx.saved_tensors)
-        input_active = saved.pop() if ctx.has_input_active else None
-        xc, weight = saved[0], saved[1]
-        dtype, dev = weight.dtype, weight.device
-        need_x, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], \
-            ctx.needs_input_grad[2]
-        gain = _vec(p.gain, weight)
-        gx = gw = gb = None
-        g_s = g_s.contiguous()
+        saved = dict(zip(ctx.names, ctx.saved_tensors, strict=True))
+        need = ctx.needs_input_grad[:3]
+        if g_s is None:  # the spikes reached no loss
+            return (None,) * 10
         if ctx.mode == "sparse":
-            crow, bt, vals = saved[2], saved[3], saved[4]
-            nnz = vals.shape[0]
-            counts = (crow[1:] - crow[:-1]).long()
-            j = torch.repeat_interleave(torch.arange(N, device=dev), counts, output_size=nnz)
-            bt_l = bt.long()
-            delta = g_s.view(-1)[bt_l * N + j] * vals  # dL/dv on the active set only
-            with warnings.catch_warnings():  # CSR support is marked beta in torch
-                warnings.simplefilter("ignore", UserWarning)
-                S = torch.sparse_csr_tensor(crow, bt, delta, size=(N, B * T),
-                                            check_invariants=False)
-            if need_w:
-                tr = _filter(xc, p.keep_u, p.keep_v, dtype, False, ctx.force_torch)
-                gw = (S @ tr.view(B * T, -1)) * gain[:, None]
-                del tr
-            if need_b and ctx.has_bias:
-                kc = _vec(_bias_trace(p, T), weight)
-                tt = bt_l % T
-                gb = torch.zeros(N, dtype=dtype, device=dev)
-                gb.index_add_(0, j, delta * kc[tt])
-                gb = gb * gain
-            if need_x:
-                dense = torch.zeros(B * T * N, dtype=dtype, device=dev)
-                dense[bt_l * N + j] = delta
-                gI = _filter(dense.view(B, T, N), p.keep_u, p.keep_v, dtype, True,
-                             ctx.force_torch)
-                del dense
-                gI.mul_(gain)
-                gx = _input_grad(gI, weight, input_active, ctx.delay)
+            gx, gw, gb = _sparse_backward(ctx, saved, g_s, need)
         else:
-            sg = saved[2]
-            delta = g_s * sg
-            gI = _filter(delta, p.keep_u, p.keep_v, dtype, True, ctx.force_torch)
-            del delta
-            gI.mul_(gain)
-            if need_w:
-                gw = gI.reshape(B * T, N).t() @ xc.reshape(B * T, -1).to(dtype)
-            if need_b and ctx.has_bias:
-                gb = gI.sum((0, 1))
-            if need_x:
-                gx = _input_grad(gI, weight, input_active, ctx.delay)
+            gx, gw, gb = _dense_backward(ctx, saved, g_s, need)
         return gx, gw, gb, None, None, None, None, None, None, None
 
 
-def _input_grad(gI: torch.Tensor, weight: torch.Tensor, input_active, delay: bool) -> torch.Tensor:
-    """dL/dx from dL/dI; with input_active, only at the entries the upstream layer reads.
+def _sparse_pattern(xs: torch.Tensor, act: torch.Tensor, sg: torch.Tensor, p: LIFStep,
+                    dtype: torch.dtype, need_x: bool, need_w: bool, delay: bool,
+                    force_torch: bool) -> dict[str, torch.Tensor]:
+    """What the sparse backward keeps: the active set in the orders its two products read it.
 
-    Below GATHER_DENSITY the active entries are computed one by one (gathered dot products);
-    above it one dense product, masked, costs less. Either way entries outside the mask are 0.
+    Always: row b*T+t and neuron j of each active entry (in (b, t, j) order) and the surrogate
+    there. For dW: the entries ordered by (trace chunk, j, row) with chunk pointers, and the
+    input trace (or, when dL/dx is needed too, the compact input, whose trace is built in the
+    gradient buffer). For dL/dx: CSR row pointers over (b, t) rows, shifted by the delay.
     """
-    B, T, N = gI.shape
-    n_in = weight.shape[1]
+    B, T, N = act.shape
+    n_in = xs.shape[2]
+    nz = act.nonzero()
+    bt = nz[:, 0] * T + nz[:, 1]
+    j = nz[:, 2]
+    del nz
+    vals = sg.view(-1)[bt * N + j]
+    it = sk.index_dtype(max(vals.numel(), B * T, N) + 1)
+    out = {"bt": bt.to(it), "j": j.to(it), "vals": vals}
+    if need_w:
+        per = sk.chunk_rows(n_in, torch.empty((), dtype=dtype).element_size())
+        n_chunks = -(-(B * T) // per)
+        chunk = bt // per
+        key = (chunk * N + j) * per + (bt - chunk * per)
+        perm = torch.argsort(key)
+        del key
+        out["perm"] = perm.to(it)
+        out["rows_w"] = bt[perm].to(it)
+        out["ptr_w"] = _cumulative(torch.bincount(chunk * N + j, minlength=n_chunks * N), it)
+        del perm, chunk
+        if need_x:  # the trace is built in the dL/dx buffer during backward
+            out["xc"] = _compact(xs)
+        else:
+            out["tr"] = sk.time_filter(xs, p.keep_u, p.keep_v, dtype, False,
+                                       force_torch=force_torch)
+    if need_x:
+        # dL/dx[b, t'] = F^T(q')[b, t'] with q'[b, t'] = (Delta gain W)[b, t' + delay]: an
+        # active entry at (b, t) lands on row b*T + t - delay; with the delay those at t = 0
+        # (which would reach x[-1]) are left out.
+        if delay:
+            keep = (bt % T) > 0
+            sel = keep.nonzero().squeeze(1)
+            rows = bt[sel] - 1
+            out["sel_x"] = sel.to(it)
+            out["col_x"] = j[sel].to(it)
+        else:
+            rows = bt
+        out["crow_x"] = _cumulative(torch.bincount(rows, minlength=B * T), it)
+    return out
 
-    def dense_product() -> torch.Tensor:
-        if not delay:
-            return gI @ weight
-        out = torch.zeros((B, T, n_in), dtype=gI.dtype, device=gI.device)
-        out[:, :-1] = gI[:, 1:] @ weight
-        return out
 
-    if input_active is None:
-        return dense_product()
-    flat = input_active.reshape(-1).nonzero().squeeze(1)
-    if flat.numel() > GATHER_DENSITY * input_active.numel():
-        return dense_product().mul_(input_active)
-    if delay:
-        gI = _unshift(gI)
-    gx = torch.zeros(B * T * n_in, dtype=gI.dtype, device=gI.device)
-    rows = gI.reshape(B * T, N)
-    wt = weight.t().contiguous()
-    chunk = max(1, (1 << 24) // max(N, 1))  # about 16M elements per gathered block
-    for k in range(0, flat.numel(), chunk):
-        f = flat[k:k + chunk]
-        gx[f] = torch.einsum("kn,kn->k", rows.index_select(0, f // n_in),
-                             wt.index_select(0, f % n_in))
-    return gx.view(B, T, n_in)
+def _sparse_backward(ctx, saved: dict[str, torch.Tensor], g_s: torch.Tensor, need
+                     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """dL/dx, dL/dW, dL/db from the active set (see the module docstring)."""
+    B, T, N, n_in = ctx.shape
+    p: LIFStep = ctx.step
+    weight = saved["weight"]
+    dtype, dev = weight.dtype, weight.device
+    gain = p.params(weight).gain
+    need_x, need_w, need_b = need
+    bt, j = saved["bt"], saved["j"]
+    if sk.index_dtype(B * T * N) != bt.dtype:  # flat indices need the wider type
+        bt, j = bt.long(), j.long()
+    # dL/dv on A only; index_select keeps int32 indices as they are (no int64 copies)
+    delta = g_s.contiguous().view(-1).index_select(0, bt * N + j).mul_(saved["vals"])
+    gx = gw = gb = None
+    if need_b and ctx.has_bias:
+        kc = torch.as_tensor(_bias_trace(p, T), dtype=dtype, device=dev)
+        gb = torch.zeros(N, dtype=dtype, device=dev)
+        gb.index_add_(0, j, delta * kc.index_select(0, bt % T))
+        gb.mul_(gain)
+    del bt
+    buf = None
+    if need_x:  # the returned gradient; also the trace's workspace when dW needs one
+        buf = (torch.empty if need_w else torch.zeros)((B, T, n_in), dtype=dtype, device=dev)
+    if need_w:
+        if "tr" in saved:
+            tr = saved["tr"]
+        else:
+            tr = sk.time_filter(saved["xc"], p.keep_u, p.keep_v, dtype, False, out=buf,
+                                force_torch=ctx.force_torch)
+        gw = sk.dw_product(saved["ptr_w"], saved["rows_w"], delta.index_select(0, saved["perm"]),
+                           tr.view(B * T, n_in), N, sk.chunk_rows(n_in, tr.element_size()),
+                           ctx.force_torch)
+        gw.mul_(gain[:, None])
+        del tr
+    if need_x:
+        if ctx.delay:
+            vals, col = delta.index_select(0, saved["sel_x"]), saved["col_x"]
+        else:
+            vals, col = delta, saved["j"]
+        S = sk.csr(saved["crow_x"], col, vals, (B * T, N))
+        sk.spmm_into(S, weight * gain[:, None], buf.view(B * T, n_in))
+        del S, vals
+        sk.time_filter(buf, p.keep_u, p.keep_v, dtype, True, out=buf,
+                       force_torch=ctx.force_torch)
+        if "input_active" in saved:
+            buf.mul_(saved["input_active"])
+        gx = buf
+    return gx, gw, gb
+
+
+def _dense_backward(ctx, saved: dict[str, torch.Tensor], g_s: torch.Tensor, need
+                    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """The same closed form on dense tensors: dL/dI = gain F^T(g_s sg), then two GEMMs."""
+    B, T, N, n_in = ctx.shape
+    p: LIFStep = ctx.step
+    weight, xc = saved["weight"], saved["xc"]
+    dtype = weight.dtype
+    need_x, need_w, need_b = need
+    gI = sk.time_filter(g_s.contiguous() * saved["sg"], p.keep_u, p.keep_v, dtype, True,
+                        force_torch=ctx.force_torch)
+    gI.mul_(p.params(weight).gain)
+    gx = gw = gb = None
+    if need_w:
+        gw = gI.reshape(B * T, N).t() @ xc.reshape(B * T, -1).to(dtype)
+    if need_b and ctx.has_bias:
+        gb = gI.sum((0, 1))
+    if need_x:
+        if ctx.delay:
+            gx = torch.zeros((B, T, n_in), dtype=dtype, device=weight.device)
+            gx[:, :-1] = gI[:, 1:] @ weight
+        else:
+            gx = gI @ weight
+        if "input_active" in saved:
+            gx.mul_(saved["input_active"])
+    return gx, gw, gb
 
 
 def sparse_lif(x: torch.Tensor, weight: torch.Tensor, lin_bias: torch.Tensor | None,
@@ -484,25 +401,27 @@ class _SpikeFn(torch.autograd.Function):
 
 
 def dense_lif_reference(x: torch.Tensor, weight: torch.Tensor, lin_bias: torch.Tensor | None,
-                        step: LIFStep, *, b_th: float | None = None, beta: float = PAPER_BETA,
+                        step_p: LIFStep, *, b_th: float | None = None, beta: float = PAPER_BETA,
                         delay: bool = True) -> torch.Tensor:
-    """Plain autograd BPTT: the time loop recorded step by step; b_th=None: unmasked surrogate."""
+    """Plain autograd BPTT: the time loop recorded step by step; b_th=None: unmasked surrogate.
+
+    The membrane update is `neurons.step` (non-spiking parameters, so v before the reset comes
+    back); the spike uses the paper's surrogate and the reset is not differentiated.
+    """
     xs = _shift(x) if delay else x
     cur = torch.matmul(xs.to(weight.dtype), weight.t())
     if lin_bias is not None:
         cur = cur + lin_bias
-    keep_u, keep_v = _scalar(step.keep_u, weight), _scalar(step.keep_v, weight)
-    gain, bias, vth = _vec(step.gain, weight), _vec(step.bias, weight), _vec(step.v_th, weight)
+    p = step_p.params(weight)
+    membrane = StepParams(p.keep_u, p.keep_v, p.gain, p.bias, None)
     B, T, N = cur.shape
-    u = torch.zeros((B, N), dtype=weight.dtype, device=weight.device)
-    v = torch.zeros_like(u)
+    state = zero_state(B, (N,), weight.dtype, weight.device)
     out = []
     for t in range(T):
-        u = u * keep_u + gain * cur[:, t]
-        v = v * keep_v + u + bias
-        s = _SpikeFn.apply(v - vth, b_th, beta)
+        v, state = step(cur[:, t], state, membrane)
+        s = _SpikeFn.apply(v - p.v_threshold, b_th, beta)
         out.append(s)
-        v = v - (v * s).detach()  # reset to 0, not differentiated (as in the paper)
+        state = NeuronState(state.u, v - (v * s).detach())  # reset to 0, not differentiated
     return torch.stack(out, 1)
 
 
