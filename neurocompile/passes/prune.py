@@ -282,7 +282,7 @@ def remove_dead_neurons(graph: nir.NIRGraph, activity: Mapping[str, np.ndarray] 
                               [n for n, node in graph.nodes.items()
                                if isinstance(node, _NEURON_SPIKING)])
     preds, succs = predecessors(graph), successors(graph)
-    out = copy.deepcopy(graph)
+    out = _shallow(graph)
     notes: list[str] = []
     extra: dict[str, dict[str, Any]] = {}
     rows: dict[str, np.ndarray] = {}
@@ -324,10 +324,12 @@ def remove_dead_neurons(graph: nir.NIRGraph, activity: Mapping[str, np.ndarray] 
                                           metadata=dict(out.nodes[s].metadata or {}))
     for name in set(rows) | set(cols):
         node = out.nodes[name]
-        w = np.asarray(node.weight)
-        r = rows.get(name, np.arange(w.shape[0]))
-        c = cols.get(name, np.arange(w.shape[1]))
-        changes: dict[str, Any] = {"weight": w[np.ix_(r, c)]}
+        w = node.weight
+        r = rows.get(name, np.arange(wts.shape(w)[0]))
+        c = cols.get(name, np.arange(wts.shape(w)[1]))
+        kept = wts.as_csr(w, np.float64)[r][:, c] if wts.is_sparse(w) else \
+            np.asarray(w)[np.ix_(r, c)]
+        changes: dict[str, Any] = {"weight": kept}
         if isinstance(node, nir.Affine):
             changes["bias"] = np.asarray(node.bias)[r]
         out.nodes[name] = dataclasses.replace(node, **changes)

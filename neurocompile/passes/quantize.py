@@ -80,6 +80,7 @@ import numpy as np
 
 from neurocompile import config
 from neurocompile.errors import UnsupportedError
+from neurocompile.ir import weights
 from neurocompile.ir.graph import NEURON_TYPES, predecessors, successors
 from neurocompile.ir.validate import check_graph
 from neurocompile.passes.report import PassReport, compare_graphs
@@ -132,11 +133,11 @@ def quantize_int8(graph: nir.NIRGraph, bits: int = 8, nodes: list[str] | None = 
     extra: dict[str, dict[str, Any]] = {}
     for name in names:
         node = out.nodes[name]
-        w = np.asarray(node.weight, dtype=np.float64)
+        w = weights.dense(node.weight, np.float64)
         amax = float(np.max(np.abs(w))) if w.size else 0.0
         scale = amax / q if amax > 0 else 1.0
         w_int = np.clip(np.rint(w / scale), -q, q)
-        deq = (w_int * scale).astype(np.asarray(node.weight).dtype)
+        deq = (w_int * scale).astype(weights.values(node.weight).dtype)
         meta = dict(node.metadata or {})
         meta.update({"int8.scale": float(scale), "int8.bits": bits})
         out.nodes[name] = dataclasses.replace(node, weight=deq, metadata=meta)
@@ -286,7 +287,8 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         gain, bias = p.gain.reshape(-1), p.bias.reshape(-1).copy()
         vth = None if p.v_threshold is None else p.v_threshold.reshape(-1)
         syn = preds[name]
-        effective = [gain[:, None] * np.asarray(graph.nodes[k].weight, np.float64) for k in syn]
+        effective = [gain[:, None] * weights.dense(graph.nodes[k].weight, np.float64)
+                     for k in syn]
         # Affine biases move into the neuron bias.
         for k in syn:
             snode = graph.nodes[k]
@@ -388,7 +390,7 @@ def loihi_effective_weights(graph: nir.NIRGraph, name: str) -> np.ndarray:
     post = successors(graph)[name][0]
     S = loihi.read_neuron(post, graph.nodes[post]).state_scale
     e = loihi.read_synapse(name, node, "", post).weight_exp
-    return np.asarray(node.weight, np.float64) * 2.0 ** (ACT_SHIFT + e) / S
+    return weights.dense(node.weight, np.float64) * 2.0 ** (ACT_SHIFT + e) / S
 
 
 # -- registry entries --------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 import nir
 import numpy as np
 
+from neurocompile.ir import weights
 from neurocompile.ir.graph import NEURON_TYPES, SYNAPTIC_TYPES, type_name
 
 # The arrays whose non-zero entries count as a node's parameters.
@@ -20,7 +21,7 @@ def count_params(node: nir.NIRNode) -> int:
     for attr in _PARAM_FIELDS:
         value = getattr(node, attr, None)
         if value is not None:
-            total += int(np.count_nonzero(np.asarray(value)))
+            total += weights.nonzero(value)
     return total
 
 

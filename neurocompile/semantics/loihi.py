@@ -27,6 +27,7 @@ import nir
 import numpy as np
 
 from neurocompile.errors import UnsupportedError
+from neurocompile.ir import weights
 from neurocompile.ir.graph import NEURON_TYPES, predecessors, quantization_scheme
 
 # -- the format (Lava lava-nc 0.10.0, lava/proc/lif/models.py AbstractPyLifModelFixed and
@@ -169,7 +170,7 @@ def read_synapse(name: str, node: nir.NIRNode, source: str, target: str) -> Loih
     bits = _meta_ints(name, node, "loihi.num_weight_bits", MIN_WEIGHT_BITS, MAX_WEIGHT_BITS) \
         if "loihi.num_weight_bits" in meta else MAX_WEIGHT_BITS
     e = _meta_ints(name, node, "loihi.weight_exp", WEIGHT_EXP_MIN, WEIGHT_EXP_MAX)
-    w = np.asarray(node.weight, np.float64)
+    w = weights.dense(node.weight, np.float64)
     low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     if w.size and (not np.all(np.isfinite(w)) or np.any(w != np.rint(w)) or np.any(w < low)
                    or np.any(w > high)):

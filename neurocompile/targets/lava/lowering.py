@@ -37,6 +37,7 @@ import nir
 import numpy as np
 
 from neurocompile.errors import UnsupportedError
+from neurocompile.ir import weights
 from neurocompile.ir.graph import (
     LATCHED_TYPES,
     NEURON_TYPES,
@@ -152,9 +153,10 @@ def linear_operator(name: str, node: nir.NIRNode, in_shape: tuple[int, ...]
     """(matrix out x in, bias) of a stateless linear node; matrix None means identity."""
     n_in = int(np.prod(in_shape))
     if isinstance(node, nir.Affine):
-        return np.asarray(node.weight, np.float64), np.asarray(node.bias, np.float64).reshape(-1)
+        return (weights.dense(node.weight, np.float64),
+                np.asarray(node.bias, np.float64).reshape(-1))
     if isinstance(node, nir.Linear):
-        w = np.asarray(node.weight, np.float64)
+        w = weights.dense(node.weight, np.float64)
         return w, np.zeros(w.shape[0])
     if isinstance(node, nir.Scale):
         scale = np.broadcast_to(np.asarray(node.scale, np.float64), in_shape).reshape(-1)

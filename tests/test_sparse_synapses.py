@@ -1,0 +1,106 @@
+"""scipy.sparse weights: the same spikes, counters, pruning and files as the dense matrix."""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from neurocompile.analysis import record_activity
+from neurocompile.ir import io as nio
+from neurocompile.ir import weights
+from neurocompile.ir.validate import validate
+from neurocompile.passes.prune import activity_prune, magnitude_prune
+from neurocompile.semantics import stateless
+from neurocompile.targets.reference import simulate
+
+
+def _graph(w_rec, n_in: int = 12, seed: int = 0) -> nir.NIRGraph:
+    n = w_rec.shape[0]
+    rng = np.random.default_rng(seed)
+    w_in = rng.integers(-64, 64, (n, n_in)) / 64
+    return nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([n_in])), "fc": nir.Linear(weight=w_in),
+               "lif": nir.LIF(tau=np.full(n, 2e-3), r=np.full(n, 2.0), v_leak=np.zeros(n),
+                              v_threshold=np.ones(n)),
+               "rec": nir.Linear(weight=w_rec), "out": nir.Output(np.array([n]))},
+        edges=[("input", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")],
+        metadata={"dt": 1e-3}, type_check=False)
+
+
+def _sparse(n: int, density: float, seed: int = 1) -> sp.csr_matrix:
+    w = sp.random(n, n, density=density, random_state=seed, format="csr")
+    w.data = np.round((w.data - 0.5) * 128) / 64  # dyadic: sums exact in any order
+    return w
+
+
+@pytest.mark.parametrize("n, density", [(40, 0.2), (400, 0.01)])
+def test_sparse_weights_give_the_dense_spikes_and_counters(n, density):
+    w = _sparse(n, density)
+    x = (np.random.default_rng(2).random((3, 60, 12)) < 0.3).astype(float)
+    a = simulate(_graph(w), {"input": x})
+    b = simulate(_graph(w.toarray()), {"input": x})
+    np.testing.assert_array_equal(a.outputs["out"], b.outputs["out"])
+    assert a.counters_dict() == b.counters_dict()
+    assert a.total("spikes") > 50
+
+
+def test_large_mostly_zero_dense_matrices_run_as_csr_and_small_ones_dense():
+    big = _sparse(300, 0.02).toarray()
+    assert weights.run_sparse(big) and not weights.run_sparse(big[:50, :50])
+    node = nir.Linear(weight=big)
+    x = (np.random.default_rng(0).random((7, 300)) < 0.2).astype(float)
+    np.testing.assert_array_equal(stateless.prepare(node)(x), x @ big.T)
+
+
+def test_validation_sees_inside_sparse_matrices():
+    w = _sparse(30, 0.2)
+    assert validate(_graph(w)) == []
+    w.data[0] = np.nan
+    assert any("NaN" in str(p) for p in validate(_graph(w)))
+    bad = _graph(sp.csr_matrix((30, 29)))
+    assert validate(bad) != []
+
+
+def test_pruning_a_sparse_matrix_equals_pruning_its_dense_form():
+    w = _sparse(60, 0.3)
+    x = (np.random.default_rng(3).random((4, 40, 12)) < 0.3).astype(float)
+    for scope in ("layer", "global"):
+        s, _ = magnitude_prune(_graph(w), 0.9, scope=scope)
+        d, _ = magnitude_prune(_graph(w.toarray()), 0.9, scope=scope)
+        assert weights.is_sparse(s.nodes["rec"].weight)
+        for name in ("fc", "rec"):
+            np.testing.assert_array_equal(weights.dense(s.nodes[name].weight),
+                                          np.asarray(d.nodes[name].weight))
+    act = record_activity(_graph(w.toarray()), {"input": x})
+    s, _ = activity_prune(_graph(w), act, 0.85)
+    d, _ = activity_prune(_graph(w.toarray()), act, 0.85)
+    np.testing.assert_array_equal(weights.dense(s.nodes["rec"].weight), d.nodes["rec"].weight)
+
+
+def test_passes_copy_only_the_nodes_they_change():
+    g = _graph(_sparse(30, 0.3))
+    p, _ = magnitude_prune(g, 0.5, nodes=["rec"])
+    assert p.nodes["lif"] is g.nodes["lif"] and p.nodes["fc"] is g.nodes["fc"]
+    assert p.nodes["rec"] is not g.nodes["rec"]
+    assert weights.nonzero(g.nodes["rec"].weight) > weights.nonzero(p.nodes["rec"].weight)
+
+
+def test_large_weights_round_trip_through_a_standard_nir_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(nio, "LARGE_WEIGHT_ENTRIES", 10_000)
+    w = _sparse(200, 0.01)
+    path = nio.save_graph(_graph(w), tmp_path / "g.nir")
+    back = nio.load_graph(path)
+    got = back.nodes["rec"].weight
+    assert weights.is_sparse(got) and (got != w).nnz == 0
+    assert back.nodes["rec"].input_type["input"].tolist() == [200]
+    plain = nir.read(path)  # what any NIR reader sees: a dense dataset
+    np.testing.assert_array_equal(np.asarray(plain.nodes["rec"].weight), w.toarray())
+    import h5py
+
+    with h5py.File(path) as f:
+        ds = f["node/nodes/rec/weight"]
+        assert ds.chunks is not None and ds.compression == "gzip"
+    dense = np.asarray(plain.nodes["fc"].weight)
+    np.testing.assert_array_equal(back.nodes["fc"].weight, dense)  # small: stays dense
