@@ -180,8 +180,11 @@ def _merge(results: list) -> Any:
     from neurocompile.targets.base import NodeCounters, RunResult
 
     first = results[0]
-    counters = {n: NodeCounters(*(sum(getattr(r.counters[n], k) for r in results)
-                                  for k in ("spikes", "synaptic_events", "neuron_updates")))
+    def total(n: str, k: str) -> int | None:
+        values = [getattr(r.counters[n], k) for r in results]
+        return None if any(v is None for v in values) else sum(values)
+
+    counters = {n: NodeCounters(**{f.name: total(n, f.name) for f in dataclasses.fields(NodeCounters)})
                 for n in first.counters}
     outputs = {k: np.concatenate([r.outputs[k] for r in results]) for k in first.outputs}
     return RunResult(outputs, counters, first.steps, sum(r.batch for r in results),

@@ -56,7 +56,7 @@ def _mapping_from(manifest: dict | None, mapping_path: Path | None) -> dict | No
               help="Input spikes: .npz keyed by Input node name, or a NIR data file.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Steps to run (default: input length).")
-@click.option("--targets", "hw_list", default="loihi,loihi2,truenorth,spinnaker2,cmos45",
+@click.option("--targets", "hw_list", default="loihi,loihi2,truenorth,spinnaker2,snn-cmos45,cmos45",
               show_default=True, help="Hardware descriptions, comma separated (or .toml paths).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "md"]), default="table",
               show_default=True, help="What to print.")

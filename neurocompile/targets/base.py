@@ -23,11 +23,16 @@ class NodeCounters:
     synaptic_events: for a node with weights, each non-zero input value times the number of
         non-zero weights it reaches (its fan-out); an accumulate on neuromorphic hardware.
     neuron_updates: neurons times steps times samples, for neuron nodes.
+    active_neuron_updates: the neuron updates in which the neuron did work: it received input,
+        carried state into or out of the step (non-zero current after it, non-zero membrane
+        before or after it) or spiked; the rest are inactive. None where the target does not
+        record neuron state (then every update counts as active in the energy model).
     """
 
     spikes: int = 0
     synaptic_events: int = 0
     neuron_updates: int = 0
+    active_neuron_updates: int | None = None
 
 
 @dataclass
@@ -46,7 +51,8 @@ class RunResult:
         return int(sum(getattr(c, key) for c in self.counters.values()))
 
     def counters_dict(self) -> dict[str, dict[str, int]]:
-        return {name: {k: int(v) for k, v in asdict(c).items()} for name, c in self.counters.items()}
+        return {name: {k: None if v is None else int(v) for k, v in asdict(c).items()}
+                for name, c in self.counters.items()}
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary with stable keys."""

@@ -148,6 +148,10 @@ class Simulator:
         outputs = {n: np.swapaxes(self.values[n], 0, 1)
                    for n, node in prog.graph.nodes.items() if isinstance(node, nir.Output)}
         counters = counting.count(prog.graph, self.values, steps, batch, prog.fan_outs)
+        for name, state in self.states.items():
+            if state.trace is not None:
+                counters[name].active_neuron_updates = counting.active_updates(
+                    state.trace, self.values[name])
         probes = {}
         for name in self.probe:
             tr = self.states[name].trace
@@ -208,7 +212,7 @@ class Simulator:
             self.values[name] = self._stateless(name, x)
 
     def _new_state(self, name: str):
-        record = name in self.probe
+        record = True  # the trace gives active/inactive update counts; probes return some of it
         if self.prog.fixed is None:
             state = _Population(self.prog.neurons[name], self.batch, record, self.steps)
         else:
