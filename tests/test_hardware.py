@@ -121,7 +121,7 @@ def test_every_number_has_source_and_provenance(path):
     assert spec["model"]["latency"] in ("fixed", "per_op") if "latency" in spec["model"] else True
     for pname, prof in profiles(spec).items():
         assert prof["description"], f"{path.stem}.{pname}"
-        for count_key, ref in prof["model"].items():
+        for ref in prof["model"].values():
             for key in term_keys(ref):
                 assert hw_get(spec, key) > 0, f"{path.stem}.{pname}: {key}"
                 assert hw_source(spec, key) and hw_provenance(spec, key) in PROVENANCE
