@@ -215,3 +215,19 @@ def test_profiles_are_checked():
 def test_unknown_hardware_names_the_known_ones():
     with pytest.raises(UnsupportedError, match="loihi2"):
         load_hardware("nosuchchip")
+
+
+def test_docs_list_every_constant_with_source_and_provenance():
+    """docs/energy.md's constant tables are the data files' own (regenerate with
+    neurocompile.energy.report.constants_markdown() when a file changes)."""
+    from pathlib import Path
+
+    from neurocompile.energy.report import constants_markdown
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "energy.md").read_text()
+    section = doc.split("<!-- constants:begin -->\n", 1)[1].split("<!-- constants:end -->", 1)[0]
+    assert section == constants_markdown()
+    for name in EXPECTED:
+        for sec in ("energy", "energy_sanafe"):
+            for key in load_hardware(name).get(sec, {}):
+                assert f"`{sec}.{key}`" in section

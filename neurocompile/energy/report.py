@@ -14,7 +14,7 @@ from neurocompile.ir.graph import predecessors
 from neurocompile.ir.io import write_text
 from neurocompile.semantics import loihi
 from neurocompile.targets.base import RunResult
-from neurocompile.targets.hardware import PROVENANCE, load_hardware
+from neurocompile.targets.hardware import PROVENANCE, load_hardware, profiles, term_keys
 
 SCHEMA = "neurocompile.energy/2"
 DEFAULT_HARDWARE = ("loihi", "loihi2", "truenorth", "spinnaker2", "snn-cmos45", "cmos45")
@@ -286,7 +286,7 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     t1.add_column("value", justify="right")
     for k, v in summary_rows(report):
         t1.add_row(k, v)
-    t2 = Table(title="energy (nominal profile, range over profiles), latency, cores per inference")
+    t2 = Table(title="energy (nominal, range over profiles), latency, cores per inference")
     for col in ("hardware", "energy", "range", "latency", "cores", "largest term"):
         t2.add_column(col, justify="left" if col in ("hardware", "largest term") else "right")
     for row in hardware_rows(report):
@@ -300,5 +300,42 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     return [t1, t2, t3]
 
 
-__all__ = ["DEFAULT_HARDWARE", "DEFINITIONS", "SCHEMA", "build_report", "fmt_energy",
+def _fmt_quantity(value: Any, unit: str) -> str:
+    if isinstance(value, (int, float)) and unit.startswith("J"):
+        return fmt_energy(float(value))
+    if isinstance(value, (int, float)) and unit.startswith("s "):
+        return fmt_time(float(value))
+    if isinstance(value, (int, float)) and unit.startswith("W"):
+        return f"{value * 1e3:.4g} mW"
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def constants_markdown(names: tuple[str, ...] | list[str] = DEFAULT_HARDWARE) -> str:
+    """Every number of the named descriptions (key, value, provenance, source) and their energy
+    profiles, as Markdown: the tables of docs/energy.md, generated so that they cannot drift."""
+    out: list[str] = []
+    for name in names:
+        hw = load_hardware(name)
+        out += [f"#### `{hw['name']}`", "", "| key | value | provenance | source |",
+                "|---|---:|---|---|"]
+        for section, table in hw.items():
+            if not isinstance(table, dict) or section in ("model", "profiles"):
+                continue
+            for key, q in table.items():
+                if isinstance(q, dict) and "value" in q:
+                    unit = q.get("unit", "")
+                    out.append(f"| `{section}.{key}` | {_fmt_quantity(q['value'], unit)} ({unit}) "
+                               f"| {q['provenance']} | {q['source'].replace('|', '/')} |")
+        out += ["", "Profiles:", ""]
+        nominal = hw.get("model", {}).get("nominal")
+        for pname, prof in profiles(hw).items():
+            terms = " + ".join(f"`{c}` x " + " + ".join(f"`{k}`" for k in term_keys(r))
+                               for c, r in prof["model"].items())
+            out.append(f"* `{pname}`{' (nominal)' if pname == nominal else ''}: "
+                       f"{prof.get('description', '')}. {terms}.")
+        out.append("")
+    return "\n".join(out)
+
+
+__all__ = ["DEFAULT_HARDWARE", "DEFINITIONS", "SCHEMA", "build_report", "constants_markdown", "fmt_energy",
            "fmt_range", "fmt_time", "render_markdown", "render_tables", "save_report", "to_json"]
