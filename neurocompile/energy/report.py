@@ -233,7 +233,8 @@ def render_markdown(report: dict[str, Any], plots: list[str] | None = None) -> s
     lines += ["| " + " | ".join(row) + " |" for row in hardware_rows(report)]
     hw_names = list(report["hardware"])
     lines += ["", "## Per node (nominal profiles)", "",
-              "| " + " | ".join(NODE_COLUMNS + [f"E {h}" for h in hw_names]) + " |",
+              "| " + " | ".join(NODE_COLUMNS + [f"E {report['hardware'][h].get('label', h)}"
+                                                for h in hw_names]) + " |",
               "|" + "---|" * 2 + "---:|" * (len(NODE_COLUMNS) - 2 + len(hw_names))]
     lines += ["| " + " | ".join(row) + " |" for row in node_rows(report)]
     lines += ["", "## Energy model and sources", "",
@@ -292,7 +293,7 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     for row in hardware_rows(report):
         t2.add_row(*row)
     t3 = Table(title="per node (per inference; sparsities and dense MACs: --format md/json)")
-    hw_names = list(report["hardware"])
+    hw_names = [hw.get("label", h) for h, hw in report["hardware"].items()]
     for col in NODE_COLUMNS[:5] + hw_names:
         t3.add_column(col, justify="left" if col in ("node", "type") else "right")
     for row in node_rows(report):
