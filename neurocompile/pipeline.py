@@ -162,15 +162,16 @@ def _nonzero_params(graph: nir.NIRGraph) -> tuple[int, int]:
 
 
 def _predict(graph: nir.NIRGraph, x: np.ndarray, *, fixed_point: bool = False,
-             batch: int = 256) -> tuple[np.ndarray, Any]:
+             batch: int = 256, count_active: bool = False) -> tuple[np.ndarray, Any]:
     """Class per sample (readout averaged over time) + counters. Float graphs run on the torch
     target on CUDA where torch sees a GPU (float64: the reference's spikes); otherwise, and in
     fixed point, on the reference simulator (on a CPU the torch target is no faster:
     benchmarks/results/backends.json)."""
     from neurocompile.targets import get_target
 
-    target, options = get_target("reference"), {"fixed_point": fixed_point}
-    if not fixed_point and not get_target("torch").missing_requirements():
+    target = get_target("reference")
+    options = {"fixed_point": fixed_point, "count_active": count_active}
+    if not fixed_point and not count_active and not get_target("torch").missing_requirements():
         import torch
 
         if torch.cuda.is_available():
@@ -189,8 +190,11 @@ def _merge(results: list) -> Any:
     from neurocompile.targets.base import NodeCounters, RunResult
 
     first = results[0]
-    counters = {n: NodeCounters(*(sum(getattr(r.counters[n], k) for r in results)
-                                  for k in ("spikes", "synaptic_events", "neuron_updates")))
+    def total(n: str, k: str) -> int | None:
+        values = [getattr(r.counters[n], k) for r in results]
+        return None if any(v is None for v in values) else sum(values)
+
+    counters = {n: NodeCounters(**{f.name: total(n, f.name) for f in dataclasses.fields(NodeCounters)})
                 for n in first.counters}
     outputs = {k: np.concatenate([r.outputs[k] for r in results]) for k in first.outputs}
     return RunResult(outputs, counters, first.steps, sum(r.batch for r in results),
@@ -352,7 +356,7 @@ class Pipeline:
 
         graph = load_graph(self._need("quantized.nir", "energy"))
         manifest = read_manifest(self._need("artifact", "energy"))
-        _, result = _predict(graph, self.data.test.x, fixed_point=True)
+        _, result = _predict(graph, self.data.test.x, fixed_point=True, count_active=True)
         mapping = manifest.get("resources")
         report = build_report(graph, result, self.cfg.energy.hardware, mapping=mapping,
                               source=str(self.dir / "quantized.nir"))

@@ -11,14 +11,20 @@ from conftest import chain
 
 from neurocompile.energy import build_report, count_activity, mapped_resources, to_json
 from neurocompile.energy.counts import dense_connections
-from neurocompile.energy.report import render_markdown
-from neurocompile.targets.hardware import hw_get, load_hardware
-from neurocompile.targets.reference import simulate
+from neurocompile.energy.model import route_messages
+from neurocompile.energy.report import fmt_energy, render_markdown
+from neurocompile.targets.hardware import load_hardware
+from neurocompile.targets.reference import simulate as _simulate
 
 # Input pattern (1 sample, 6 steps, 3 inputs).
 X = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [1, 0, 0], [0, 1, 1], [1, 1, 0]], float)[None]
 W1 = np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])  # fan-out of inputs: [1, 0, 2]
 W2 = np.array([[1.0, 1.0]])
+
+
+def simulate(*args, **kwargs):
+    """The reference run the energy command makes: with active neuron updates counted."""
+    return _simulate(*args, count_active=True, **kwargs)
 
 
 def _if(n):
@@ -100,39 +106,174 @@ def test_pruning_a_weight_removes_exactly_its_spikes():
     assert drop == int(s1[:, 0].sum()) > 0
 
 
-@pytest.mark.parametrize("name", ["loihi", "loihi2", "truenorth", "cmos45"])
-def test_energy_is_counts_times_per_op_energy(name):
+def test_active_and_inactive_updates_equal_hand_counts():
+    """IF neurons here fire at once on any drive (>= 1) and reset to 0, so v is 0 after every
+    step: an update is active exactly when the neuron's input (its synapse's output of the step
+    before) is non-zero."""
+    g = tiny()
+    res = simulate(g, {"input": X})
+    x = X[0]
+    drive1 = np.vstack([np.zeros(2), x[:-1] @ W1.T])
+    s1 = hand_counts()["s1"]
+    drive2 = np.vstack([np.zeros(1), s1[:-1] @ W2.T])
+    assert res.counters["n1"].active_neuron_updates == np.count_nonzero(drive1) == 6
+    assert res.counters["n2"].active_neuron_updates == np.count_nonzero(drive2)
+    act = count_activity(g, res)
+    n1 = act["nodes"]["n1"]["run"]
+    assert n1["active_neuron_updates"] + n1["inactive_neuron_updates"] == n1["neuron_updates"] == 12
+    assert n1["inactive_neuron_updates"] == 12 - 6 > 0  # charging all as active would be wrong
+    assert act["totals"]["active_counted"] is True
+    assert act["totals"]["per_inference"]["neuron_spikes"] == h_spikes() == \
+        act["totals"]["per_inference"]["spikes"]
+
+
+def h_spikes():
+    h = hand_counts()
+    return h["n1"] + h["n2"]
+
+
+def test_a_leaky_neuron_stays_active_while_its_state_decays():
+    """One input spike at step 0; float LIF below threshold: v decays but never reaches 0, so
+    the neuron is active from the step its input arrives (step 1) to the end; a neuron that no
+    input reaches is inactive on every step."""
+    steps = 8
+    g = chain(("input", nir.Input(input_type={"input": np.array([2])})),
+              ("fc", nir.Linear(weight=np.array([[0.5, 0.0], [0.0, 0.0]]))),
+              ("lif", nir.LIF(tau=np.full(2, 4e-3), r=np.full(2, 4.0), v_leak=np.zeros(2),
+                              v_threshold=np.full(2, 10.0))),
+              ("output", nir.Output(output_type={"output": np.array([2])})))
+    x = np.zeros((1, steps, 2))
+    x[0, 0, 0] = 1.0
+    res = simulate(g, {"input": x})
+    assert res.counters["lif"].spikes == 0
+    assert res.counters["lif"].neuron_updates == 2 * steps
+    assert res.counters["lif"].active_neuron_updates == steps - 1
+
+
+def test_missing_state_counts_every_update_active():
+    g = tiny()
+    res = simulate(g, {"input": X})
+    for c in res.counters.values():
+        c.active_neuron_updates = None  # as a target that records no neuron state
+    rep = build_report(g, res, ["loihi"])
+    p = rep["totals"]["per_inference"]
+    assert p["active_neuron_updates"] == p["neuron_updates"] == 18
+    assert p["inactive_neuron_updates"] == 0
+    assert rep["totals"]["active_counted"] is False
+    assert any("charged as active" in n for n in rep["hardware"]["loihi"]["energy"]["notes"])
+
+
+def _expected(rep, terms):
+    """Sum of count x energy over (count key, energy per op) pairs, counts from the report."""
+    p = rep["totals"]["per_inference"]
+    return sum(p[k] * e for k, e in terms)
+
+
+@pytest.mark.parametrize("name", ["loihi", "loihi2"])
+def test_loihi_energy_per_profile_equals_counts_times_published_figures(name):
     g = tiny()
     rep = build_report(g, simulate(g, {"input": X}), [name])
-    hw = load_hardware(name)
     p = rep["totals"]["per_inference"]
-    nodes = rep["nodes"]
-    expected = 0.0
-    for count_key, energy_key in hw["model"].items():
-        if count_key == "latency":
-            continue
-        count = p[count_key] if count_key in p else sum(
-            n["per_inference"][count_key] for n in nodes.values())
-        if count_key == "spike_messages":  # input spikes count as messages, n2 feeds Output only
-            assert count == p["input_spikes"] + nodes["n1"]["run"]["spikes"]
-        expected += count * hw_get(hw, energy_key)
+    h = hand_counts()
+    # Two layers of one core each, both in tile 0: every message stays within the tile; one
+    # message per spike of each node that feeds a layer (input -> fc1, n1 -> fc2).
+    messages = p["input_spikes"] + h["n1"]
+    davies = _expected(rep, [("synaptic_ops", 23.6e-12), ("active_neuron_updates", 81e-12),
+                             ("inactive_neuron_updates", 52e-12)]) + messages * 1.7e-12
+    sanafe = _expected(rep, [("synaptic_ops", 35.5e-12), ("active_neuron_updates", 72.8e-12),
+                             ("inactive_neuron_updates", 51.2e-12),
+                             ("neuron_spikes", 69.3e-12)]) + messages * 111e-12
     e = rep["hardware"][name]["energy"]
-    assert e["energy_per_inference_j"] == pytest.approx(expected, rel=1e-12)
-    assert sum(v["energy_j"] for v in e["nodes"].values()) == pytest.approx(expected, rel=1e-12)
-    if name == "loihi":
-        assert e["nodes"]["fc1"]["energy_j"] == pytest.approx(p and nodes["fc1"]["run"]["synaptic_ops"]
-                                                              * 23.6e-12)
-        assert e["nodes"]["n1"]["terms"]["neuron_updates"] == pytest.approx(12 * 52e-12)
-    if name == "cmos45":
-        assert expected == pytest.approx(8 * 4.6e-12)
+    assert e["nominal_profile"] == "davies2018"
+    assert e["energy_per_inference_j"] == pytest.approx(davies, rel=1e-12)
+    assert e["profiles"]["sanafe"]["energy_per_inference_j"] == pytest.approx(sanafe, rel=1e-12)
+    assert e["energy_range_j"] == pytest.approx([min(davies, sanafe), max(davies, sanafe)])
+    assert e["by_op"]["messages_within_tile"]["count"] == messages
+    assert e["by_op"]["hops_east_west"]["count"] == 0
+    assert sum(v["energy_j"] for v in e["nodes"].values()) == pytest.approx(davies, rel=1e-12)
+    # each constant multiplies its own count, per node
+    assert e["nodes"]["fc1"]["energy_j"] == pytest.approx(h["fc1"] * 23.6e-12)
+    n1 = rep["nodes"]["n1"]["run"]
+    assert e["nodes"]["n1"]["terms"]["active_neuron_updates"] == pytest.approx(
+        n1["active_neuron_updates"] * 81e-12)
+    assert e["nodes"]["n1"]["terms"]["inactive_neuron_updates"] == pytest.approx(
+        n1["inactive_neuron_updates"] * 52e-12)
+    prov = {k: v["provenance"] for k, v in e["by_op"].items()}
+    assert set(prov.values()) == ({"pre-silicon"} if name == "loihi" else {"assumed"})
 
 
-def test_latency_and_unavailable_energy():
+def test_other_hardware_energy_equals_counts_times_figures():
     g = tiny()
-    rep = build_report(g, simulate(g, {"input": X}), ["truenorth", "spinnaker2", "loihi"])
+    rep = build_report(g, simulate(g, {"input": X}))
+    p = rep["totals"]["per_inference"]
+    hw = rep["hardware"]
+    assert hw["truenorth"]["energy"]["energy_per_inference_j"] == pytest.approx(
+        p["synaptic_ops"] * 26e-12)
+    assert hw["spinnaker2"]["energy"]["energy_per_inference_j"] == pytest.approx(
+        p["synaptic_ops"] * 450e-12 + p["neuron_updates"] * 2.19e-9)
+    snn = hw["snn-cmos45"]["energy"]
+    assert snn["energy_per_inference_j"] == pytest.approx(
+        p["synaptic_ops"] * 0.9e-12 + p["neuron_updates"] * 4.6e-12)
+    assert snn["profiles"]["sram"]["energy_per_inference_j"] == pytest.approx(
+        p["synaptic_ops"] * 10.9e-12 + p["neuron_updates"] * 4.6e-12)
+    ann = hw["cmos45"]["energy"]
+    assert ann["energy_per_inference_j"] == pytest.approx(8 * 4.6e-12)
+    assert ann["energy_range_j"] == pytest.approx([8 * 4.6e-12, 8 * 14.6e-12])
+
+
+def test_ranges_are_ordered_for_every_hardware():
+    g = tiny()
+    rep = build_report(g, simulate(g, {"input": X}))
+    for name, hw in rep["hardware"].items():
+        e = hw["energy"]
+        lo, hi = e["energy_range_j"]
+        assert lo <= e["energy_per_inference_j"] <= hi, name
+        assert [lo, hi] == [min(p["energy_per_inference_j"] for p in e["profiles"].values()),
+                            max(p["energy_per_inference_j"] for p in e["profiles"].values())]
+        for prof in e["profiles"].values():
+            for op in prof["by_op"].values():
+                assert op["source"] and op["provenance"], name
+    assert rep["hardware"]["loihi"]["energy"]["energy_range_j"][0] < \
+        rep["hardware"]["loihi"]["energy"]["energy_range_j"][1]  # the sources disagree
+
+
+def test_messages_within_tile_and_hops_equal_hand_counts():
+    """Input -> l1 (33 cores: 0..32) -> l2 (1 core: 33), tiles of 4 cores on an 8 x 4 mesh:
+    core c is in tile c // 4 at (tile % 8, tile // 8)."""
+    nodes = {"inp": {"role": "input", "per_inference": {"spikes": 3.0}},
+             "s1": {"role": "synapse", "per_inference": {}},
+             "l1": {"role": "neuron", "per_inference": {"spikes": 66.0}},
+             "s2": {"role": "synapse", "per_inference": {}},
+             "l2": {"role": "neuron", "per_inference": {"spikes": 5.0}}}
+    resources = {"layers": {"l1": {"synapse_nodes": ["s1"], "cores": 33},
+                            "l2": {"synapse_nodes": ["s2"], "cores": 1}}}
+    preds = {"s1": ["inp"], "l1": ["s1"], "s2": ["l1"], "l2": ["s2"]}
+    r = route_messages({"nodes": nodes}, load_hardware("loihi"), resources, preds)
+    inp, l1 = r["nodes"]["inp"], r["nodes"]["l1"]
+    # From core 0 to l1's 33 cores: 4 in tile 0; tiles 1..7 (x = 1..7) of 4 cores each; core 32
+    # in tile 8 at (0, 1): one north-south hop.
+    assert inp["messages"] == 3 * 33
+    assert inp["messages_within_tile"] == 3 * 4
+    assert inp["hops_east_west"] == 3 * 4 * sum(range(1, 8))
+    assert inp["hops_north_south"] == 3 * 1
+    # From l1's cores (spikes spread evenly) to core 33 in tile 8 at (0, 1).
+    assert l1["messages"] == 66
+    assert l1["messages_within_tile"] == pytest.approx(66 / 33)
+    assert l1["hops_east_west"] == pytest.approx(66 / 33 * 4 * sum(range(8)))
+    assert l1["hops_north_south"] == pytest.approx(66 / 33 * 32)
+    assert "l2" not in r["nodes"]  # feeds no layer
+
+
+def test_latency_and_unavailable_energy(tmp_path):
+    g = tiny()
+    bare = tmp_path / "bare.toml"  # a description with no per-op energy
+    bare.write_text('name = "bare"\n[core]\nneurons = { value = 64, unit = "neurons", '
+                    'source = "a datasheet, Table 1", provenance = "spec" }\n')
+    rep = build_report(g, simulate(g, {"input": X}), ["truenorth", str(bare), "loihi"])
     assert rep["hardware"]["truenorth"]["latency"]["latency_per_inference_s"] == pytest.approx(6e-3)
-    assert rep["hardware"]["spinnaker2"]["energy"]["energy_per_inference_j"] is None
-    assert rep["hardware"]["spinnaker2"]["energy"]["available"] is False
+    assert rep["hardware"]["bare"]["energy"]["energy_per_inference_j"] is None
+    assert rep["hardware"]["bare"]["energy"]["available"] is False
+    assert "n/a" in render_markdown(rep)
     lat = rep["hardware"]["loihi"]["latency"]
     # one core per layer: step = max(fc1 ops/step * 3.5 ns + 2 * 9.7 ns, ...) + 299 ns barrier
     ops1 = rep["nodes"]["fc1"]["per_inference"]["synaptic_ops"] / 6
@@ -200,8 +341,13 @@ def test_json_report_is_stable_and_rendered():
     rep = build_report(g, simulate(g, {"input": X}), source="tiny")
     data = json.loads(to_json(rep))
     assert list(data)[:4] == ["schema", "source", "run", "definitions"]
-    assert data["schema"] == "neurocompile.energy/1"
+    assert data["schema"] == "neurocompile.energy/2"
     assert list(data["nodes"]) == ["input", "fc1", "n1", "fc2", "n2", "output"]
-    assert set(data["hardware"]) == {"loihi", "loihi2", "truenorth", "spinnaker2", "cmos45"}
+    assert set(data["hardware"]) == {"loihi", "loihi2", "truenorth", "spinnaker2", "snn-cmos45",
+                                     "cmos45"}
+    assert data["hardware"]["loihi2"]["label"] == "loihi2 (Loihi 1 figures)"
     md = render_markdown(rep)
     assert "| loihi |" in md and "Davies et al. 2018" in md and "Horowitz" in md
+    assert "| loihi2 (Loihi 1 figures) |" in md and "[assumed]" in md and "[pre-silicon]" in md
+    lo, hi = data["hardware"]["loihi"]["energy"]["energy_range_j"]
+    assert f"{fmt_energy(lo)} - {fmt_energy(hi)}" in md

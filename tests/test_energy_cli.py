@@ -72,3 +72,18 @@ def test_plots_are_png(sample, tmp_path):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = (tmp_path / "plots" / "report.md").read_text()
     assert "![energy_breakdown](energy_breakdown.png)" in md
+
+
+def test_cli_profile_selection_and_ranges(sample, tmp_path, capsys):
+    graph, data = sample
+    main(["energy", str(graph), "--input", str(data), "--targets", "loihi,loihi:sanafe,loihi2",
+          "--json"])
+    rep = json.loads(capsys.readouterr().out)
+    nominal, alt = rep["hardware"]["loihi"]["energy"], rep["hardware"]["loihi:sanafe"]["energy"]
+    assert nominal["nominal_profile"] == "davies2018" and alt["nominal_profile"] == "sanafe"
+    assert alt["energy_per_inference_j"] == nominal["profiles"]["sanafe"]["energy_per_inference_j"]
+    assert alt["energy_range_j"] == nominal["energy_range_j"]
+    assert rep["hardware"]["loihi2"]["label"] == "loihi2 (Loihi 1 figures)"
+    main(["energy", str(graph), "--input", str(data), "--targets", "loihi2"])
+    out = capsys.readouterr().out  # the table may wrap the label
+    assert "loihi2 (Loihi 1" in out and "figures)" in out

@@ -50,7 +50,7 @@ def _mapping_from(manifest: dict | None, mapping_path: Path | None) -> dict | No
               help="Input spikes: .npz keyed by Input node name, or a NIR data file.")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help="Steps to run (default: input length).")
-@click.option("--targets", "hw_list", default="loihi,loihi2,truenorth,spinnaker2,cmos45",
+@click.option("--targets", "hw_list", default="loihi,loihi2,truenorth,spinnaker2,snn-cmos45,cmos45",
               show_default=True, help="Hardware descriptions, comma separated (or .toml paths).")
 @click.option("--format", "fmt", type=click.Choice(["table", "md"]), default="table",
               show_default=True, help="How to print the report (JSON: --json).")
@@ -83,7 +83,8 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
     graph = load_graph_warn_dt(graph_path, dt)
     quantized = quantization_scheme(graph) == "loihi"
     try:  # a Loihi-quantized graph is counted in its integer arithmetic, as it would run
-        result = simulate(graph, load_spikes(input_path), steps, dt=dt, fixed_point=quantized)
+        result = simulate(graph, load_spikes(input_path), steps, dt=dt, fixed_point=quantized,
+                          count_active=True)
     except InputDataError as exc:
         raise InputDataError(f"{input_path}: {exc}") from exc
     hardware = [h.strip() for h in hw_list.split(",") if h.strip()]

@@ -5,7 +5,11 @@ Counts come from a run's counters (`RunResult`, reference or Lava) plus the grap
 * spikes: non-zero outputs of Input and spiking nodes (LIF, CubaLIF, IF, Threshold).
 * synaptic_ops: effective accumulates, each non-zero input times its non-zero fan-out
   (`NodeCounters.synaptic_events`); bias adds are not counted.
-* neuron_updates: neurons x steps, for neuron nodes.
+* neuron_updates: neurons x steps, for neuron nodes; split into active_neuron_updates (the
+  neuron received input, carried state or spiked that step: `NodeCounters.active_neuron_updates`)
+  and inactive_neuron_updates (the rest). A run that did not record state (Lava) counts every
+  update as active, and the totals say so (active_counted = False).
+* neuron_spikes: spikes of neuron nodes (input spikes are not emitted by a neuron).
 * dense_macs_per_step: connections of a synaptic node, zero weights and zero inputs included
   (one dense pass); dense_macs = dense_macs_per_step x steps (the SNN run densely, every step);
   ann_macs = dense_macs_per_step summed (the equivalent ANN: one dense pass per inference).
@@ -36,7 +40,9 @@ from neurocompile.targets.base import RunResult
 
 # Nodes whose weights count towards connection sparsity (as NeuroBench: Linear and Conv weights).
 WEIGHT_TYPES = (nir.Affine, nir.Linear, nir.Conv1d, nir.Conv2d)
-COUNT_KEYS = ("spikes", "synaptic_ops", "neuron_updates", "dense_macs", "spike_messages")
+COUNT_KEYS = ("spikes", "neuron_spikes", "synaptic_ops", "neuron_updates",
+              "active_neuron_updates", "inactive_neuron_updates", "dense_macs",
+              "spike_messages")
 
 
 def _size(shape: tuple[int, ...] | None) -> int:
@@ -59,6 +65,7 @@ def count_activity(graph: nir.NIRGraph, result: RunResult) -> dict[str, Any]:
     steps, batch = int(result.steps), int(result.batch)
     samples = max(batch, 1)
     nodes: dict[str, dict[str, Any]] = {}
+    unrecorded: list[str] = []
     try:  # report nodes in data-flow order
         order = topological_order(graph)
     except ValueError:  # recurrent: cut the cycles at neurons and delays
@@ -70,8 +77,14 @@ def count_activity(graph: nir.NIRGraph, result: RunResult) -> dict[str, Any]:
         neurons = _size(out_shapes.get(name)) if isinstance(
             node, NEURON_TYPES + SPIKING_TYPES + (nir.Input,)) else 0
         entry["neurons"] = neurons
-        run = {"spikes": int(c.spikes), "synaptic_ops": int(c.synaptic_events),
-               "neuron_updates": int(c.neuron_updates)}
+        updates = int(c.neuron_updates)
+        active = updates if c.active_neuron_updates is None else int(c.active_neuron_updates)
+        if updates and c.active_neuron_updates is None:
+            unrecorded.append(name)
+        run = {"spikes": int(c.spikes),
+               "neuron_spikes": int(c.spikes) if _role(node) == "neuron" else 0,
+               "synaptic_ops": int(c.synaptic_events), "neuron_updates": updates,
+               "active_neuron_updates": active, "inactive_neuron_updates": updates - active}
         dense = 0
         if isinstance(node, SYNAPTIC_TYPES):
             dense = dense_connections(node, in_shapes[name])
@@ -97,7 +110,11 @@ def count_activity(graph: nir.NIRGraph, result: RunResult) -> dict[str, Any]:
         entry["per_inference"]["dense_macs_per_step"] = float(dense)
         entry["per_inference"]["ann_macs"] = float(dense)
         nodes[name] = entry
-    return {"steps": steps, "batch": batch, "nodes": nodes, "totals": _totals(nodes, steps, batch)}
+    totals = _totals(nodes, steps, batch)
+    totals["active_counted"] = not unrecorded
+    if unrecorded:
+        totals["active_not_counted"] = unrecorded
+    return {"steps": steps, "batch": batch, "nodes": nodes, "totals": totals}
 
 
 def _role(node: nir.NIRNode) -> str:

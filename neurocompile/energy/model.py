@@ -1,7 +1,9 @@
 """Energy, latency and resource estimates from activity counts and a hardware description.
 
-energy = sum over the description's [model] terms of (count per inference) x (energy per op),
-per node; every per-op energy is read from the description together with its source.
+energy = sum over a profile's model terms of (count per inference) x (energy per op), per node;
+every per-op energy is read from the description together with its source and provenance. A
+description may have several profiles (sources that disagree); the nominal one is the estimate
+and all of them together give the range [min, max] reported beside it.
 """
 
 from __future__ import annotations
@@ -10,33 +12,150 @@ import math
 from typing import Any
 
 from neurocompile.errors import InputDataError
-from neurocompile.targets.hardware import hw_get, hw_source, load_hardware
+from neurocompile.targets.hardware import (
+    hw_get,
+    hw_provenance,
+    hw_source,
+    load_hardware,
+    profiles,
+    term_keys,
+)
 
 LATENCY_KEY = "latency"
+# Counts that depend on where layers sit on the chip (computed by `route_messages`).
+ROUTING_KEYS = ("messages", "messages_within_tile", "hops_east_west", "hops_north_south")
+ACTIVITY_KEYS = ("spikes", "neuron_spikes", "synaptic_ops", "neuron_updates",
+                 "active_neuron_updates", "inactive_neuron_updates", "dense_macs",
+                 "spike_messages", "ann_macs", "dense_macs_per_step")
 
 
-def energy_terms(hw: dict[str, Any]) -> dict[str, str]:
-    """The description's energy model: count name -> dotted key of its per-op energy."""
-    return {k: v for k, v in hw.get("model", {}).items() if k != LATENCY_KEY}
+def energy_terms(hw: dict[str, Any]) -> dict[str, str | list[str]]:
+    """The nominal profile's energy model: count name -> energy key (or keys that add)."""
+    profs = profiles(hw)
+    return dict(next(iter(profs.values()))["model"]) if profs else {}
 
 
-def estimate_energy(activity: dict[str, Any], hw: dict[str, Any]) -> dict[str, Any]:
-    """Energy per inference, per node and per operation kind, for one hardware description."""
-    terms = energy_terms(hw)
-    ops: dict[str, dict[str, Any]] = {}
-    for count_key, energy_key in terms.items():
-        e = hw_get(hw, energy_key)
+def route_messages(activity: dict[str, Any], hw: dict[str, Any], resources: dict[str, Any],
+                   graph_preds: dict[str, list[str]]) -> dict[str, Any]:
+    """Spike messages per source node and inference, and how far they travel on the mesh.
+
+    Layers (as in `estimate_resources`) take consecutive cores in data-flow order; Input nodes
+    inject at core 0. A spike of a node is one message to every core of each layer it feeds;
+    its source core is each core of its own layer in turn (spikes spread evenly over them).
+    Where the description gives a tile mesh (chip.cores_per_tile, tiles_x, tiles_y; tiles
+    numbered row by row), a message between cores of one tile is a within-tile message, else
+    it travels |dx| east-west and |dy| north-south tile hops (dimension-order routing).
+    """
+    nodes = activity["nodes"]
+    layers = resources.get("layers", {})
+    if not layers or any(info["cores"] is None for info in layers.values()):
+        return {"available": False, "nodes": {}, "notes": []}
+    first, owner, at = {}, {}, 0
+    for layer, info in layers.items():
+        first[layer] = at
+        at += info["cores"]
+        owner[layer] = layer
+        for syn in info["synapse_nodes"]:
+            owner[syn] = layer
+    cpt, tx, ty = (hw_get(hw, k) for k in ("chip.cores_per_tile", "chip.tiles_x", "chip.tiles_y"))
+    mesh = bool(cpt and tx and ty)
+    notes = []
+    chip_cores = hw_get(hw, "chip.cores")
+    if mesh and chip_cores and at > chip_cores:
+        notes.append(f"{at} cores exceed one chip's {chip_cores}: cores beyond the first chip "
+                     "reuse its mesh positions; chip-to-chip links are not charged")
+
+    def tile(core: int) -> tuple[int, int]:
+        t = (core // int(cpt)) % (int(tx) * int(ty))
+        return t % int(tx), t // int(tx)
+
+    def sources(name: str, seen: set[str]) -> set[str]:
+        """Spiking sources (Input or neuron nodes) upstream of a node, through stateless ones."""
+        found: set[str] = set()
+        for p in graph_preds.get(name, []):
+            if p in seen:
+                continue
+            seen.add(p)
+            if nodes[p]["role"] in ("input", "neuron"):
+                found.add(p)
+            elif nodes[p]["role"] == "other":
+                found |= sources(p, seen)
+        return found
+
+    out: dict[str, dict[str, float]] = {}
+    for layer, info in layers.items():
+        dest = range(first[layer], first[layer] + info["cores"])
+        srcs: set[str] = set()
+        for syn in info["synapse_nodes"]:
+            srcs |= sources(syn, set())
+        for src in sorted(srcs):
+            spikes = float(nodes[src]["per_inference"]["spikes"])
+            if not spikes:
+                continue
+            if nodes[src]["role"] == "input" or src not in layers:
+                src_cores = [0]
+            else:
+                src_cores = list(range(first[src], first[src] + layers[src]["cores"]))
+            entry = out.setdefault(src, dict.fromkeys(ROUTING_KEYS, 0.0))
+            entry["messages"] += spikes * len(dest)
+            if not mesh:
+                continue
+            share = spikes / len(src_cores)
+            for sc in src_cores:
+                sx, sy = tile(sc)
+                for dc in dest:
+                    dx, dy = tile(dc)
+                    if (dx, dy) == (sx, sy):
+                        entry["messages_within_tile"] += share
+                    else:
+                        entry["hops_east_west"] += share * abs(dx - sx)
+                        entry["hops_north_south"] += share * abs(dy - sy)
+    totals = {k: sum(v[k] for v in out.values()) for k in ROUTING_KEYS}
+    where = (f"; tiles of {int(cpt)} cores on a {int(tx)} x {int(ty)} mesh, dimension-order hops"
+             if mesh else "; no tile mesh given")
+    return {"available": True, "mesh": mesh,
+            "method": "layers on consecutive cores in data-flow order, inputs at core 0; one "
+                      "message per spike per destination core" + where,
+            "nodes": out, "totals": totals, "notes": notes}
+
+
+def _term(hw: dict[str, Any], count_key: str, ref: str | list[str]) -> dict[str, Any]:
+    keys = term_keys(ref)
+    values = []
+    for key in keys:
+        e = hw_get(hw, key)
         if e is None:
             raise InputDataError(f"hardware {hw.get('name')!r}: model term {count_key!r} names "
-                                 f"{energy_key!r}, which the description does not define")
-        ops[count_key] = {"energy_key": energy_key, "energy_per_op_j": float(e),
-                          "source": hw_source(hw, energy_key), "count": 0.0, "energy_j": 0.0}
+                                 f"{key!r}, which the description does not define")
+        values.append(float(e))
+    provs = list(dict.fromkeys(hw_provenance(hw, k) for k in keys))
+    return {"energy_key": " + ".join(keys), "energy_keys": keys,
+            "energy_per_op_j": sum(values),
+            "source": "; ".join(hw_source(hw, k) or "" for k in keys),
+            "provenance": " + ".join(p for p in provs if p), "count": 0.0, "energy_j": 0.0}
+
+
+def _profile_energy(activity: dict[str, Any], hw: dict[str, Any], model: dict[str, Any],
+                    routing: dict[str, Any]) -> dict[str, Any]:
+    ops = {count_key: _term(hw, count_key, ref) for count_key, ref in model.items()}
+    for count_key in ops:
+        if count_key in ROUTING_KEYS:
+            if not routing.get("available") or (count_key != "messages"
+                                                and not routing.get("mesh")):
+                raise InputDataError(
+                    f"hardware {hw.get('name')!r}: model term {count_key!r} needs a core "
+                    "placement on a tile mesh (core.neurons, chip.cores_per_tile, chip.tiles_x, "
+                    "chip.tiles_y)")
+        elif count_key not in ACTIVITY_KEYS:
+            raise InputDataError(f"hardware {hw.get('name')!r}: model term {count_key!r} is not "
+                                 f"a count; counts: {', '.join(ACTIVITY_KEYS + ROUTING_KEYS)}")
     nodes: dict[str, dict[str, Any]] = {}
     total = 0.0
     for name, node in activity["nodes"].items():
+        counts = {**node["per_inference"], **routing.get("nodes", {}).get(name, {})}
         node_terms = {}
         for count_key, op in ops.items():
-            count = float(node["per_inference"].get(count_key, 0.0))
+            count = float(counts.get(count_key, 0.0))
             if count:
                 e = count * op["energy_per_op_j"]
                 node_terms[count_key] = e
@@ -46,14 +165,45 @@ def estimate_energy(activity: dict[str, Any], hw: dict[str, Any]) -> dict[str, A
             node_total = sum(node_terms.values())
             nodes[name] = {"energy_j": node_total, "terms": node_terms}
             total += node_total
-    available = bool(ops)
+    return {"energy_per_inference_j": total, "by_op": ops, "nodes": nodes}
+
+
+def estimate_energy(activity: dict[str, Any], hw: dict[str, Any],
+                    routing: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Energy per inference, per node and per operation kind, under each of the profiles of one
+    hardware description: the nominal profile's figures, and the range over all profiles."""
+    profs = profiles(hw)
+    routing = routing or {"available": False, "nodes": {}}
+    if not profs:
+        return {"available": False, "energy_per_inference_j": None, "energy_range_j": None,
+                "nominal_profile": None, "by_op": {}, "nodes": {}, "profiles": {},
+                "notes": [], "unavailable_reason":
+                f"{hw.get('name')}: the description gives no per-operation energy "
+                f"({hw.get('note', '')})"}
+    per = {name: {"description": p.get("description", ""),
+                  **_profile_energy(activity, hw, p["model"], routing)}
+           for name, p in profs.items()}
+    nominal = next(iter(per))
+    totals = [p["energy_per_inference_j"] for p in per.values()]
+    notes = list(routing.get("notes", []))
+    uses_split = any(k in p["by_op"] for p in per.values()
+                     for k in ("active_neuron_updates", "inactive_neuron_updates"))
+    if uses_split and not activity["totals"].get("active_counted", True):
+        notes.append("this run did not record neuron state for "
+                     f"{', '.join(activity['totals'].get('active_not_counted', []))}: every "
+                     "update there is charged as active (an upper bound)")
     return {
-        "available": available,
-        "energy_per_inference_j": total if available else None,
-        "by_op": ops,
-        "nodes": nodes,
-        "unavailable_reason": None if available else
-        f"{hw.get('name')}: the description gives no per-operation energy ({hw.get('note', '')})",
+        "available": True,
+        "energy_per_inference_j": per[nominal]["energy_per_inference_j"],
+        "energy_range_j": [min(totals), max(totals)],
+        "nominal_profile": nominal,
+        "by_op": per[nominal]["by_op"],
+        "nodes": per[nominal]["nodes"],
+        "profiles": {k: {"description": v["description"],
+                         "energy_per_inference_j": v["energy_per_inference_j"],
+                         "by_op": v["by_op"], "nodes": v["nodes"]} for k, v in per.items()},
+        "notes": notes,
+        "unavailable_reason": None,
     }
 
 
@@ -229,8 +379,14 @@ def evaluate_hardware(activity: dict[str, Any], hw: dict[str, Any] | str,
     if isinstance(hw, str):
         hw = load_hardware(hw)
     resources = estimate_resources(activity, hw, graph_preds, weight_bits)
-    out = {"description": hw.get("description", ""), "note": hw.get("note", "")}
-    out["energy"] = estimate_energy(activity, hw)
+    out = {"description": hw.get("description", ""), "note": hw.get("note", ""),
+           "label": _label(hw)}
+    if hw.get("figures_from"):
+        out["figures_from"] = hw["figures_from"]
+    routing = route_messages(activity, hw, resources, graph_preds)
+    out["energy"] = estimate_energy(activity, hw, routing)
+    if routing["available"]:
+        out["energy"]["routing"] = {k: routing[k] for k in ("method", "totals")}
     out["latency"] = estimate_latency(activity, hw, resources)
     out["resources"] = resources
     if mapping is not None:
@@ -238,5 +394,12 @@ def evaluate_hardware(activity: dict[str, Any], hw: dict[str, Any] | str,
     return out
 
 
-__all__ = ["energy_terms", "estimate_energy", "estimate_latency", "estimate_resources",
-           "evaluate_hardware", "mapped_resources"]
+def _label(hw: dict[str, Any]) -> str:
+    """The name to show: a description that borrows another's figures says whose."""
+    name = str(hw.get("name", ""))
+    src = hw.get("figures_from")
+    return f"{name} ({src} figures)" if src else name
+
+
+__all__ = ["ROUTING_KEYS", "energy_terms", "estimate_energy", "estimate_latency",
+           "estimate_resources", "evaluate_hardware", "mapped_resources", "route_messages"]

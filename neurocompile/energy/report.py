@@ -14,25 +14,40 @@ from neurocompile.ir.graph import predecessors
 from neurocompile.ir.io import write_text
 from neurocompile.semantics import loihi
 from neurocompile.targets.base import RunResult
-from neurocompile.targets.hardware import load_hardware
+from neurocompile.targets.hardware import PROVENANCE, load_hardware, profiles, term_keys
 
-SCHEMA = "neurocompile.energy/1"
-DEFAULT_HARDWARE = ("loihi", "loihi2", "truenorth", "spinnaker2", "cmos45")
+SCHEMA = "neurocompile.energy/2"
+DEFAULT_HARDWARE = ("loihi", "loihi2", "truenorth", "spinnaker2", "snn-cmos45", "cmos45")
 
 DEFINITIONS = {
     "per_inference": "run totals divided by the number of samples (batch)",
     "spikes": "non-zero outputs of spiking nodes (input spikes reported apart as input_spikes)",
+    "neuron_spikes": "spikes of neuron nodes (what a neuron's soma emits; inputs excluded)",
     "synaptic_ops": "effective accumulates: each non-zero input x its non-zero fan-out, "
                     "every step (bias not counted)",
     "neuron_updates": "neurons x steps of neuron nodes",
+    "active_neuron_updates": "updates in which the neuron received input, carried state (non-zero "
+                             "current after the step, non-zero membrane before or after it) or "
+                             "spiked",
+    "inactive_neuron_updates": "neuron_updates - active_neuron_updates: neurons at rest",
     "dense_macs_per_step": "MACs of one dense pass: every connection, zero weights and inputs "
                            "included",
     "dense_macs": "dense_macs_per_step x steps: the same network evaluated densely every step",
     "ann_macs": "MACs of the equivalent ANN: one dense pass per inference",
     "spike_messages": "spikes of nodes that feed other nodes (one routed message per spike)",
+    "messages": "per hardware: one message per spike per destination core (core placement: "
+                "layers on consecutive cores in data-flow order)",
+    "messages_within_tile": "per hardware: messages whose source and destination cores share a "
+                            "tile",
+    "hops_east_west": "per hardware: east-west tile hops of the messages between tiles",
+    "hops_north_south": "per hardware: north-south tile hops of the messages between tiles",
     "activation_sparsity": "1 - spikes / (neurons x steps x samples), over spiking neuron nodes",
     "connection_sparsity": "zero weights / all weights, over Affine, Linear and Conv nodes",
-    "energy": "sum over the hardware's model terms of count per inference x energy per op",
+    "energy": "sum over the nominal profile's model terms of count per inference x energy per op",
+    "energy_range": "[min, max] of the energy over all of a hardware's profiles (sources that "
+                    "disagree); equal ends where one source is all there is",
+    "provenance": "what kind of figure a per-op energy is: " + "; ".join(
+        f"{k}: {v}" for k, v in PROVENANCE.items()),
 }
 
 
@@ -145,14 +160,26 @@ def summary_rows(report: dict[str, Any]) -> list[tuple[str, str]]:
     return [("spikes", _num(p["spikes"])), ("input spikes", _num(p["input_spikes"])),
             ("synaptic ops (effective ACs)", _num(p["synaptic_ops"])),
             ("neuron updates", _num(p["neuron_updates"])),
+            ("  active", _num(p["active_neuron_updates"])
+             + ("" if t.get("active_counted", True) else " (not recorded: all counted active)")),
+            ("  inactive", _num(p["inactive_neuron_updates"])),
             ("dense MACs per step", _num(p["dense_macs_per_step"])),
             ("dense MACs (x steps)", _num(p["dense_macs"])),
             ("activation sparsity", _pct(t["activation_sparsity"])),
             ("connection sparsity", _pct(t["connection_sparsity"]))]
 
 
-def hardware_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    """(hardware, energy, latency, cores, main term) rows."""
+def fmt_range(e: dict[str, Any]) -> str:
+    """The energy range of one hardware as 'low - high' ('n/a' without energy)."""
+    r = e.get("energy_range_j")
+    if not r:
+        return "n/a"
+    return fmt_energy(r[0]) if r[0] == r[1] else f"{fmt_energy(r[0])} - {fmt_energy(r[1])}"
+
+
+def hardware_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """(hardware, energy, range, latency, cores, main term) rows; energy is the nominal
+    profile's, range spans all profiles."""
     rows = []
     for name, hw in report["hardware"].items():
         e = hw["energy"]
@@ -162,8 +189,8 @@ def hardware_rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str]
             cores = hw["resources_mapped"]["cores"]
         ops = {k: v["energy_j"] for k, v in e["by_op"].items()}
         main = max(ops, key=ops.get) if ops and any(ops.values()) else "-"
-        rows.append((name, fmt_energy(e["energy_per_inference_j"]), fmt_time(lat),
-                     "n/a" if cores is None else str(cores), main))
+        rows.append((hw.get("label", name), fmt_energy(e["energy_per_inference_j"]), fmt_range(e),
+                     fmt_time(lat), "n/a" if cores is None else str(cores), main))
     return rows
 
 
@@ -200,23 +227,40 @@ def render_markdown(report: dict[str, Any], plots: list[str] | None = None) -> s
               "(one sample).", "", "## Activity", "", "| quantity | per inference |", "|---|---:|"]
     lines += [f"| {k} | {v} |" for k, v in summary_rows(report)]
     lines += ["", "## Energy, latency and cores per hardware", "",
-              "| hardware | energy / inference | latency / inference | cores | largest term |",
-              "|---|---:|---:|---:|---|"]
+              "| hardware | energy / inference (nominal) | range over profiles | latency / inference "
+              "| cores | largest term |",
+              "|---|---:|---:|---:|---:|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in hardware_rows(report)]
     hw_names = list(report["hardware"])
-    lines += ["", "## Per node", "",
-              "| " + " | ".join(NODE_COLUMNS + [f"E {h}" for h in hw_names]) + " |",
+    lines += ["", "## Per node (nominal profiles)", "",
+              "| " + " | ".join(NODE_COLUMNS + [f"E {report['hardware'][h].get('label', h)}"
+                                                for h in hw_names]) + " |",
               "|" + "---|" * 2 + "---:|" * (len(NODE_COLUMNS) - 2 + len(hw_names))]
     lines += ["| " + " | ".join(row) + " |" for row in node_rows(report)]
-    lines += ["", "## Energy model and sources", ""]
+    lines += ["", "## Energy model and sources", "",
+              "Each hardware's energy is given under each of its profiles (sources that "
+              "disagree); the first, nominal, is the estimate above and all of them span the "
+              "range. Each per-op figure carries its source and provenance.", ""]
     for name, hw in report["hardware"].items():
         e = hw["energy"]
-        lines.append(f"**{name}**: {hw['description']}.  ")
+        lines.append(f"**{hw.get('label', name)}**: {hw['description']}.  ")
+        if hw.get("figures_from"):
+            lines.append(f"Every energy and time is a {hw['figures_from']} figure "
+                         "(provenance: assumed): no per-op energy of this chip is published.  ")
         if not e["available"]:
             lines.append("Energy unavailable: " + hw["note"])
-        for k, op in e["by_op"].items():
-            lines.append(f"- {k}: {_num(op['count'])} x {fmt_energy(op['energy_per_op_j'])} = "
-                         f"{fmt_energy(op['energy_j'])} ({op['source']})")
+        for pname, prof in e.get("profiles", {}).items():
+            tag = " (nominal)" if pname == e["nominal_profile"] else ""
+            lines.append(f"- profile **{pname}**{tag}: {fmt_energy(prof['energy_per_inference_j'])}"
+                         f" per inference; {prof['description']}")
+            for k, op in prof["by_op"].items():
+                lines.append(f"  - {k}: {_num(op['count'])} x {fmt_energy(op['energy_per_op_j'])}"
+                             f" = {fmt_energy(op['energy_j'])} [{op['provenance']}] "
+                             f"({op['source']})")
+        if e.get("routing"):
+            lines.append(f"- routing: {e['routing']['method']}")
+        for note in e.get("notes", []):
+            lines.append(f"- note: {note}")
         if hw["latency"]["available"]:
             lines.append(f"- latency: {hw['latency']['model']} "
                          f"({hw['latency'].get('source', '')})")
@@ -243,13 +287,13 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     t1.add_column("value", justify="right")
     for k, v in summary_rows(report):
         t1.add_row(k, v)
-    t2 = Table(title="energy, latency, cores per inference")
-    for col in ("hardware", "energy", "latency", "cores", "largest term"):
+    t2 = Table(title="energy (nominal, range over profiles), latency, cores per inference")
+    for col in ("hardware", "energy", "range", "latency", "cores", "largest term"):
         t2.add_column(col, justify="left" if col in ("hardware", "largest term") else "right")
     for row in hardware_rows(report):
         t2.add_row(*row)
     t3 = Table(title="per node (per inference; sparsities and dense MACs: --format md/json)")
-    hw_names = list(report["hardware"])
+    hw_names = [hw.get("label", h) for h, hw in report["hardware"].items()]
     for col in NODE_COLUMNS[:5] + hw_names:
         t3.add_column(col, justify="left" if col in ("node", "type") else "right")
     for row in node_rows(report):
@@ -257,5 +301,42 @@ def render_tables(report: dict[str, Any]) -> list[Any]:
     return [t1, t2, t3]
 
 
-__all__ = ["DEFAULT_HARDWARE", "DEFINITIONS", "SCHEMA", "build_report", "fmt_energy",
-           "fmt_time", "render_markdown", "render_tables", "save_report", "to_json"]
+def _fmt_quantity(value: Any, unit: str) -> str:
+    if isinstance(value, (int, float)) and unit.startswith("J"):
+        return fmt_energy(float(value))
+    if isinstance(value, (int, float)) and unit.startswith("s "):
+        return fmt_time(float(value))
+    if isinstance(value, (int, float)) and unit.startswith("W"):
+        return f"{value * 1e3:.4g} mW"
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+
+def constants_markdown(names: tuple[str, ...] | list[str] = DEFAULT_HARDWARE) -> str:
+    """Every number of the named descriptions (key, value, provenance, source) and their energy
+    profiles, as Markdown: the tables of docs/energy.md, generated so that they cannot drift."""
+    out: list[str] = []
+    for name in names:
+        hw = load_hardware(name)
+        out += [f"#### `{hw['name']}`", "", "| key | value | provenance | source |",
+                "|---|---:|---|---|"]
+        for section, table in hw.items():
+            if not isinstance(table, dict) or section in ("model", "profiles"):
+                continue
+            for key, q in table.items():
+                if isinstance(q, dict) and "value" in q:
+                    unit = q.get("unit", "")
+                    out.append(f"| `{section}.{key}` | {_fmt_quantity(q['value'], unit)} ({unit}) "
+                               f"| {q['provenance']} | {q['source'].replace('|', '/')} |")
+        out += ["", "Profiles:", ""]
+        nominal = hw.get("model", {}).get("nominal")
+        for pname, prof in profiles(hw).items():
+            terms = " + ".join(f"`{c}` x " + " + ".join(f"`{k}`" for k in term_keys(r))
+                               for c, r in prof["model"].items())
+            out.append(f"* `{pname}`{' (nominal)' if pname == nominal else ''}: "
+                       f"{prof.get('description', '')}. {terms}.")
+        out.append("")
+    return "\n".join(out)
+
+
+__all__ = ["DEFAULT_HARDWARE", "DEFINITIONS", "SCHEMA", "build_report", "constants_markdown", "fmt_energy",
+           "fmt_range", "fmt_time", "render_markdown", "render_tables", "save_report", "to_json"]

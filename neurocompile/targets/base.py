@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import nir
@@ -23,11 +23,17 @@ class NodeCounters:
     synaptic_events: for a node with weights, each non-zero input value times the number of
         non-zero weights it reaches (its fan-out); an accumulate on neuromorphic hardware.
     neuron_updates: neurons times steps times samples, for neuron nodes.
+    active_neuron_updates: the neuron updates in which the neuron did work: it received input,
+        carried state into or out of the step (non-zero current after it, non-zero membrane
+        before or after it) or spiked; the rest are inactive. None where the target does not
+        record neuron state (then every update counts as active in the energy model). Left out
+        of equality: two targets' counters are equal when what both count agrees.
     """
 
     spikes: int = 0
     synaptic_events: int = 0
     neuron_updates: int = 0
+    active_neuron_updates: int | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -46,7 +52,9 @@ class RunResult:
         return int(sum(getattr(c, key) for c in self.counters.values()))
 
     def counters_dict(self) -> dict[str, dict[str, int]]:
-        return {name: {k: int(v) for k, v in asdict(c).items()} for name, c in self.counters.items()}
+        """Counters as plain ints, the fields every target counts (those in equality)."""
+        keys = [f.name for f in fields(NodeCounters) if f.compare]
+        return {name: {k: int(getattr(c, k)) for k in keys} for name, c in self.counters.items()}
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready summary with stable keys."""

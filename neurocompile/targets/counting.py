@@ -7,7 +7,9 @@ stateless nodes host-side). From them, per node:
 * spikes: non-zero outputs of Input and spiking nodes (LIF, CubaLIF, IF, Threshold);
 * synaptic_events: for a node with weights, sum over its input elements of (samples x steps in
   which that element was non-zero) x (the element's non-zero fan-out);
-* neuron_updates: neurons x steps x samples, for neuron nodes.
+* neuron_updates: neurons x steps x samples, for neuron nodes;
+* active_neuron_updates (where the target records neuron state, see `active_updates`): the
+  updates in which a neuron did work; the rest are inactive.
 """
 
 from __future__ import annotations
@@ -61,3 +63,19 @@ def count(graph: nir.NIRGraph, values: dict[str, np.ndarray], steps: int, batch:
                 int(np.prod(np.asarray(node.output_type["output"]).reshape(-1)))
             counters[name].neuron_updates = int(steps * batch * size)
     return counters
+
+
+def active_updates(trace: np.ndarray, out: np.ndarray) -> int:
+    """Active neuron updates of one population from its state trace and outputs.
+
+    trace: (steps, 2, batch, n), u and v after each step (after reset; zero before step 0);
+    out: (steps, batch, *shape), the population's output. A neuron's update at step t is
+    active when u after it is non-zero (input arrived, or current carried over), v before or
+    after it is non-zero (the membrane leaks or integrates), or it spiked; an idle neuron at
+    rest (zero state, no input) is an inactive update. This is SANA-FE's rule for an "updated"
+    neuron (non-zero potential, input or bias), with the synaptic current counted as state.
+    """
+    u, v = trace[:, 0], trace[:, 1]
+    v_prev = np.concatenate([np.zeros_like(v[:1]), v[:-1]])
+    active = (u != 0) | (v != 0) | (v_prev != 0) | (np.asarray(out).reshape(v.shape) != 0)
+    return int(np.count_nonzero(active))

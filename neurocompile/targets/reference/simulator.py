@@ -127,9 +127,10 @@ class _Population:
 class Simulator:
     """Runs one program over a batch; holds the per-node outputs of the current run."""
 
-    def __init__(self, prog: Program, probe: tuple[str, ...] = ()):
+    def __init__(self, prog: Program, probe: tuple[str, ...] = (), count_active: bool = False):
         self.prog = prog
         self.probe = set(probe)
+        self.count_active = count_active
         unknown = self.probe - set(prog.neurons)
         if unknown:
             raise InputDataError(f"can only probe neuron nodes; {sorted(unknown)} are not")
@@ -152,6 +153,10 @@ class Simulator:
         outputs = {n: np.swapaxes(self.values[n], 0, 1)
                    for n, node in prog.graph.nodes.items() if isinstance(node, nir.Output)}
         counters = counting.count(prog.graph, self.values, steps, batch, prog.fan_outs)
+        for name, state in self.states.items():
+            if self.count_active:
+                counters[name].active_neuron_updates = counting.active_updates(
+                    state.trace, self.values[name])
         probes = {}
         for name in self.probe:
             tr = self.states[name].trace
@@ -212,7 +217,7 @@ class Simulator:
             self.values[name] = self._stateless(name, x)
 
     def _new_state(self, name: str):
-        record = name in self.probe
+        record = name in self.probe or self.count_active  # active updates come from the trace
         if self.prog.fixed is None:
             state = _Population(self.prog.neurons[name], self.batch, record, self.steps)
         else:
@@ -260,11 +265,14 @@ class Simulator:
 
 def simulate(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray,
              steps: int | None = None, *, dt: float | None = None, dtype=np.float64,
-             probe: tuple[str, ...] = (), fixed_point: bool = False) -> RunResult:
+             probe: tuple[str, ...] = (), fixed_point: bool = False,
+             count_active: bool = False) -> RunResult:
     """Run `graph` on `inputs` ({Input name: (batch, steps, *shape)}) for `steps` steps.
 
     probe: neuron node names whose u and v traces are returned in RunResult.probes
     as '<name>.u' and '<name>.v', each (batch, steps, *shape).
     fixed_point: Lava's integer arithmetic for Loihi-quantized graphs (u, v probes are ints).
+    count_active: also count active neuron updates (NodeCounters.active_neuron_updates).
     """
-    return Simulator(build_program(graph, dt, dtype, fixed_point), probe).run(inputs, steps)
+    return Simulator(build_program(graph, dt, dtype, fixed_point), probe,
+                     count_active).run(inputs, steps)
