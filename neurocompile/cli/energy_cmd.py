@@ -107,7 +107,9 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
         if not console.quiet:
             click.echo(render_markdown(report, [str(p) for p in plots]), nl=False)
     else:
-        for table in render_tables(report):
+        from neurocompile.cli.common import verbose
+
+        for table in render_tables(report, wide=verbose()):
             console.print(table)
     if out_dir is not None:
         console.print("wrote " + ", ".join(str(p) for p in [out_dir / "report.json",

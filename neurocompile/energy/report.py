@@ -277,27 +277,40 @@ def render_markdown(report: dict[str, Any], plots: list[str] | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-def render_tables(report: dict[str, Any]) -> list[Any]:
-    """rich Tables (activity, per hardware, per node) for the terminal."""
+def _table(title: str, columns: list[str], rows: list[list[str]], text: tuple[str, ...]):
+    """A rich Table that fits 80 columns: text wraps, numbers are never narrower than their
+    widest value."""
     from rich.table import Table
 
+    t = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        if col in text:
+            t.add_column(col, overflow="fold")
+        else:
+            width = max([len(str(r[i])) for r in rows] + [1])
+            t.add_column(col, justify="right", overflow="fold", min_width=width)
+    for row in rows:
+        t.add_row(*row)
+    return t
+
+
+def render_tables(report: dict[str, Any], wide: bool = False) -> list[Any]:
+    """rich Tables (activity, per hardware, per node) for the terminal. The per-node table
+    shows the first hardware's energy only unless `wide`."""
     r = report["run"]
-    t1 = Table(title=f"activity per inference ({r['batch']} sample(s) x {r['steps']} steps)")
-    t1.add_column("quantity")
-    t1.add_column("value", justify="right")
-    for k, v in summary_rows(report):
-        t1.add_row(k, v)
-    t2 = Table(title="energy (nominal, range over profiles), latency, cores per inference")
-    for col in ("hardware", "energy", "range", "latency", "cores", "largest term"):
-        t2.add_column(col, justify="left" if col in ("hardware", "largest term") else "right")
-    for row in hardware_rows(report):
-        t2.add_row(*row)
-    t3 = Table(title="per node (per inference; sparsities and dense MACs: --format md/json)")
+    t1 = _table(f"activity per inference ({r['batch']} sample(s) x {r['steps']} steps)",
+                ["quantity", "value"], [list(row) for row in summary_rows(report)],
+                ("quantity",))
+    t2 = _table("energy (nominal, range over profiles), latency, cores per inference",
+                ["hardware", "energy", "range", "latency", "cores", "largest term"],
+                [list(row) for row in hardware_rows(report)], ("hardware", "largest term"))
     hw_names = [hw.get("label", h) for h, hw in report["hardware"].items()]
-    for col in NODE_COLUMNS[:5] + hw_names:
-        t3.add_column(col, justify="left" if col in ("node", "type") else "right")
-    for row in node_rows(report):
-        t3.add_row(*(row[:5] + row[len(NODE_COLUMNS):]))
+    shown = hw_names if wide else hw_names[:1]
+    rows = [row[:5] + row[len(NODE_COLUMNS):len(NODE_COLUMNS) + len(shown)]
+            for row in node_rows(report)]
+    t3 = _table("per node, per inference" + ("" if wide else " (energy on every hardware: -v; "
+                                                         "sparsities: --json)"),
+                NODE_COLUMNS[:5] + shown, rows, ("node", "type"))
     return [t1, t2, t3]
 
 
