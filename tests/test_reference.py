@@ -205,3 +205,23 @@ def test_vectorised_equals_naive(seed, n_h, recurrent):
     for b in range(2):
         expect = naive_run(w_in, w_rec, w_out, 0.5, 1.0, x[b])
         np.testing.assert_array_equal(r.outputs["out"][b], expect)
+
+
+@pytest.mark.parametrize("bias", [0.0, 0.3])
+def test_current_free_fast_loop_equals_the_step_loop(bias):
+    """semantics.float.run's shortcut for du = 1 gives step's spikes and leaves step's state."""
+    from neurocompile.semantics import float as fsem
+
+    n = 30
+    node = nir.LIF(tau=np.linspace(2e-3, 9e-3, n), r=np.full(n, 1.7), v_leak=np.full(n, bias),
+                   v_threshold=np.full(n, 0.8))
+    d = fsem.discretise("lif", node, 1e-3).prepare(np.float64)
+    x = np.random.default_rng(0).normal(0.4, 1.0, (200, 3, n))
+    fast_state = d.state(3)
+    fast = fsem.run(d, x, state=fast_state)
+    u, v = d.state(3)
+    slow = np.stack([fsem.step(d, u, v, x[t]) for t in range(len(x))])
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(fast_state[0], u)
+    np.testing.assert_array_equal(fast_state[1], v)
+    assert 0 < slow.mean() < 0.9

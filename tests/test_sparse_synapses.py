@@ -104,3 +104,62 @@ def test_large_weights_round_trip_through_a_standard_nir_file(tmp_path, monkeypa
         assert ds.chunks is not None and ds.compression == "gzip"
     dense = np.asarray(plain.nodes["fc"].weight)
     np.testing.assert_array_equal(back.nodes["fc"].weight, dense)  # small: stays dense
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows", [1, 5])
+def test_event_gather_equals_the_csr_product_bit_for_bit(dtype, rows):
+    from neurocompile.semantics.sparse_product import SparseProduct
+
+    rng = np.random.default_rng(3)
+    w = sp.random(500, 400, density=0.05, random_state=4, format="csr")
+    w.data = rng.normal(size=w.nnz)  # not dyadic: any change of summation order shows
+    prod = SparseProduct(w, dtype, bias=rng.normal(size=500))
+    x = (rng.random((rows, 400)) < 0.02) * rng.integers(1, 3, (rows, 400))  # spikes, graded
+    x = x.astype(dtype)
+    r, c = np.nonzero(x)
+    assert prod.use_gather(rows, len(r)), "low activity must take the gather"
+    gathered = prod(x)
+    csr = np.ascontiguousarray((prod.csr @ x.T).T) + prod.bias
+    np.testing.assert_array_equal(gathered, csr)
+    assert gathered.dtype == dtype
+    dense = rng.random((rows, 400)).astype(dtype)  # every input active: the CSR product
+    assert not prod.use_gather(rows, int(np.count_nonzero(dense)))
+    np.testing.assert_array_equal(prod(dense), (prod.csr @ dense.T).T + prod.bias)
+
+
+def test_recurrent_sparse_net_gives_the_dense_spikes_with_the_gather_in_use(monkeypatch):
+    from neurocompile.semantics import sparse_product
+
+    calls = []
+    gather = sparse_product.SparseProduct._gather
+    monkeypatch.setattr(sparse_product.SparseProduct, "_gather",
+                        lambda self, *a: calls.append(1) or gather(self, *a))
+    w = _sparse(400, 0.05)
+    w.data = np.random.default_rng(5).normal(0, 0.3, w.nnz)
+    x = (np.random.default_rng(2).random((1, 80, 12)) < 0.1).astype(float)
+    a = simulate(_graph(w), {"input": x})
+    b = simulate(_graph(w.toarray()[:, :]), {"input": x})  # dense in memory, CSR at build
+    monkeypatch.setattr(sparse_product.SparseProduct, "_build_columns",
+                        lambda self, *a: None)  # no column layout: CSR products only
+    n_gather = len(calls)
+    c = simulate(_graph(w), {"input": x})
+    assert n_gather > 0 and len(calls) == n_gather
+    for other in (b, c):
+        np.testing.assert_array_equal(a.outputs["out"], other.outputs["out"])
+    assert a.total("spikes") > 100
+
+
+def test_stepwise_loops_at_small_batch_run_with_one_blas_thread():
+    from threadpoolctl import threadpool_info
+
+    from neurocompile.targets.reference.simulator import _stepwise_threads
+
+    def blas_threads():
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    with _stepwise_threads(1):
+        assert blas_threads() == {1}
+    before = blas_threads()
+    with _stepwise_threads(64):
+        assert blas_threads() == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,29 @@ def table(title: str, columns: list[str], numeric: tuple[str, ...] = ()) -> Tabl
         t.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
         t.columns[-1].numeric = col in numeric
     return t
+
+
+class Stopwatch:
+    """Wall time of a command's phases (load, build, run, ...) and of the whole command, from
+    the CLI's import to now, so start-up and imports are counted too."""
+
+    def __init__(self) -> None:
+        from neurocompile.cli import STARTED
+
+        self.started = STARTED
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        """Add the time since the previous lap to `phase` (repeated phases accumulate)."""
+        now = time.perf_counter()
+        self.laps[phase] = self.laps.get(phase, 0.0) + now - self.last
+        self.last = now
+
+    def laps_and_total(self) -> dict[str, float]:
+        return {**self.laps, "whole_command": time.perf_counter() - self.started}
+
+    def line(self) -> str:
+        parts = [f"{k} {v:.3f}" for k, v in self.laps.items()]
+        return "wall time (s): " + ", ".join(parts) + \
+            f"; whole command {time.perf_counter() - self.started:.3f}"

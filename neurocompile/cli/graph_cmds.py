@@ -11,6 +11,7 @@ import numpy as np
 from rich.table import Table
 
 from neurocompile.cli.common import (
+    Stopwatch,
     check_outputs,
     console,
     emit_json,
@@ -103,15 +104,21 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     graph_options = {"dt": dt, "fixed_point": True if fixed_point else None}
     if device is not None:
         graph_options["device"] = device
+    clock = Stopwatch()
     if model.is_dir():
         artifact = backend.load_artifact(model, graph_options)
     else:
-        artifact = backend.compile(load_graph_warn_dt(model, dt), graph_options)
+        graph = load_graph_warn_dt(model, dt)
+        clock.lap("load")
+        artifact = backend.compile(graph, graph_options)
+    clock.lap("build")
     inputs = load_spikes(input_path)
+    clock.lap("load")
     try:
         result = backend.run(artifact, inputs, steps)
     except InputDataError as exc:
         raise InputDataError(f"{input_path}: {exc}") from exc
+    clock.lap("run")
     cols = ["node", "spikes", "synaptic events", "neuron updates"]
     table = make_table(f"{model} on {result.target}: {result.batch} sample(s) x {result.steps} "
                        "steps", cols, tuple(cols[1:]))
@@ -120,12 +127,13 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
             table.add_row(name, f"{c.spikes:,}", f"{c.synaptic_events:,}", f"{c.neuron_updates:,}")
     table.add_row("[bold]total", *(f"{result.total(k):,}" for k in
                                    ("spikes", "synaptic_events", "neuron_updates")))
-    table.caption = f"wall time {result.wall_time_s:.3f} s"
     console.print(table)
     if out_path is not None:
         save_spikes(result.outputs, out_path)
         console.print(f"wrote {out_path}")
-    emit_json(json_out, result.summary())
+    clock.lap("write")
+    console.print(clock.line())
+    emit_json(json_out, {**result.summary(), "timing_s": clock.laps_and_total()})
 
 
 @click.command("targets")

@@ -9,6 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from neurocompile.ir import weights
 from neurocompile.ir.shapes import conv_padding, flatten_output_shape, pair
+from neurocompile.semantics.sparse_product import SparseProduct
 
 
 def _windows(x: np.ndarray, kernel: tuple[int, ...], stride: tuple[int, ...],
@@ -62,14 +63,8 @@ def prepare(node: nir.NIRNode, dtype=np.float64):
     """
     dtype = np.dtype(dtype)
     if isinstance(node, (nir.Affine, nir.Linear)) and weights.run_sparse(node.weight):
-        csr = weights.as_csr(node.weight, dtype)  # (out, in): x @ W.T as (W @ x.T).T
-        b = None if isinstance(node, nir.Linear) else np.asarray(node.bias, dtype)
-
-        def sparse_op(x: np.ndarray) -> np.ndarray:
-            y = np.ascontiguousarray((csr @ x.astype(dtype, copy=False).T).T)
-            return y if b is None else y + b
-
-        return sparse_op
+        bias = None if isinstance(node, nir.Linear) else node.bias
+        return SparseProduct(node.weight, dtype, bias)  # CSR or event-driven gather, per call
     if isinstance(node, (nir.Affine, nir.Linear)):
         wt = np.asarray(node.weight, dtype).T  # a view: the layout the equivalence tests pin
         if isinstance(node, nir.Linear):
@@ -85,7 +80,16 @@ def prepare(node: nir.NIRNode, dtype=np.float64):
         th = np.asarray(node.threshold, dtype)
         return lambda x: (x > th).astype(dtype)
     if isinstance(node, (nir.Conv1d, nir.Conv2d)):
-        return lambda x: conv(node, x.astype(dtype, copy=False)).astype(dtype, copy=False)
+        kernel = np.asarray(node.weight, dtype)
+        cbias = None if node.bias is None else np.asarray(node.bias, dtype)
+
+        def conv_op(x: np.ndarray) -> np.ndarray:
+            out = conv(node, x.astype(dtype, copy=False), kernel, bias=False)
+            if cbias is not None:
+                out = out + cbias.reshape((1, -1) + (1,) * (kernel.ndim - 2))
+            return out.astype(dtype, copy=False)
+
+        return conv_op
     if isinstance(node, (nir.SumPool2d, nir.AvgPool2d)):
         return lambda x: pool(node, x.astype(dtype, copy=False)).astype(dtype, copy=False)
     raise TypeError(f"{type(node).__name__} is not a stateless node")

@@ -34,7 +34,9 @@ class ReferenceTarget(Target):
     def compile(self, graph: nir.NIRGraph, options=None) -> Artifact:
         opts = self.options(options)
         prog = build_program(graph, opts.dt, opts.dtype, opts.fixed_point)
-        return Artifact(NAME, graph, opts, {"dt": prog.dt, "nodes": len(graph.nodes)})
+        artifact = Artifact(NAME, graph, opts, {"dt": prog.dt, "nodes": len(graph.nodes)})
+        self._built = (id(artifact), prog)  # built once: `run` reuses it
+        return artifact
 
     def __init__(self) -> None:
         self._built: tuple[int, object] | None = None  # (id of the artifact, its program)
