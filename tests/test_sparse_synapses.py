@@ -112,19 +112,19 @@ def test_event_gather_equals_the_csr_product_bit_for_bit(dtype, rows):
     from neurocompile.semantics.sparse_product import SparseProduct
 
     rng = np.random.default_rng(3)
-    w = sp.random(500, 400, density=0.05, random_state=4, format="csr")
+    w = sp.random(4000, 3000, density=0.01, random_state=4, format="csr")
     w.data = rng.normal(size=w.nnz)  # not dyadic: any change of summation order shows
-    prod = SparseProduct(w, dtype, bias=rng.normal(size=500))
-    x = (rng.random((rows, 400)) < 0.02) * rng.integers(1, 3, (rows, 400))  # spikes, graded
+    prod = SparseProduct(w, dtype, bias=rng.normal(size=4000))
+    x = (rng.random((rows, 3000)) < 0.02) * rng.integers(1, 3, (rows, 3000))  # spikes, graded
     x = x.astype(dtype)
     r, c = np.nonzero(x)
-    assert prod.use_gather(rows, len(r)), "low activity must take the gather"
+    assert prod.use_gather(rows, len(set(r)), len(r)), "low activity must take the gather"
     gathered = prod(x)
     csr = np.ascontiguousarray((prod.csr @ x.T).T) + prod.bias
     np.testing.assert_array_equal(gathered, csr)
     assert gathered.dtype == dtype
-    dense = rng.random((rows, 400)).astype(dtype)  # every input active: the CSR product
-    assert not prod.use_gather(rows, int(np.count_nonzero(dense)))
+    dense = rng.random((rows, 3000)).astype(dtype)  # every input active: the CSR product
+    assert not prod.use_gather(rows, rows, int(np.count_nonzero(dense)))
     np.testing.assert_array_equal(prod(dense), (prod.csr @ dense.T).T + prod.bias)
 
 
@@ -135,13 +135,13 @@ def test_recurrent_sparse_net_gives_the_dense_spikes_with_the_gather_in_use(monk
     gather = sparse_product.SparseProduct._gather
     monkeypatch.setattr(sparse_product.SparseProduct, "_gather",
                         lambda self, *a: calls.append(1) or gather(self, *a))
-    w = _sparse(400, 0.05)
-    w.data = np.random.default_rng(5).normal(0, 0.3, w.nnz)
+    w = _sparse(3000, 0.01)
+    w.data = np.random.default_rng(5).normal(0, 0.2, w.nnz)
     x = (np.random.default_rng(2).random((1, 80, 12)) < 0.1).astype(float)
     a = simulate(_graph(w), {"input": x})
     b = simulate(_graph(w.toarray()[:, :]), {"input": x})  # dense in memory, CSR at build
-    monkeypatch.setattr(sparse_product.SparseProduct, "_build_columns",
-                        lambda self, *a: None)  # no column layout: CSR products only
+    monkeypatch.setattr(sparse_product.SparseProduct, "use_gather",
+                        lambda self, *a: False)  # CSR products only
     n_gather = len(calls)
     c = simulate(_graph(w), {"input": x})
     assert n_gather > 0 and len(calls) == n_gather
