@@ -14,7 +14,8 @@ from neurocompile.demo import demo_graph, demo_input
 from neurocompile.ir.io import save_graph, save_spikes
 
 REPORTS = ("inspect", "simulate", "compare", "targets", "demo", "compile", "lava-check",
-           "prune", "quantize", "energy", "pipeline", "train")
+           "prune", "quantize", "energy", "pipeline", "train", "doctor")
+GROUPS = {"lava": ("setup",)}  # command groups: their subcommands follow the conventions
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,10 @@ def test_every_command_has_help_and_the_shared_options(name):
         assert "-o, --out" in text
     if name in REPORTS:
         assert "--json [FILE|-]" in text and "-q, --quiet" in text and "-v, --verbose" in text
+    for sub in GROUPS.get(name, ()):
+        result = CliRunner().invoke(cli, [name, sub, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--json [FILE|-]" in result.output and "-q, --quiet" in result.output
 
 
 def _run(args, capsys, monkeypatch):
@@ -59,11 +64,12 @@ def _commands(d, g, x):
         "compile": ["compile", str(g), "-o", str(d / "art")],
         "energy": ["energy", str(g), "--input", str(x)],
         "demo": ["demo", "-o", str(d / "demo")],
+        "doctor": ["doctor"],
     }
 
 
 @pytest.mark.parametrize("name", ["inspect", "simulate", "compare", "targets", "prune",
-                                  "quantize", "compile", "energy", "demo"])
+                                  "quantize", "compile", "energy", "demo", "doctor"])
 def test_json_dash_prints_only_json_and_tables_fit_80_columns(files, capsys, monkeypatch,
                                                                name):
     d, g, x = files
@@ -90,6 +96,10 @@ def test_json_dash_prints_only_json_and_tables_fit_80_columns(files, capsys, mon
     (["frobnicate"], "error: neurocompile: No such command 'frobnicate'"),
     (["train", "--epochs", "0", "-o", "run"], "error: "),
     (["pipeline", "missing.toml"], "error: missing.toml: no such config file"),
+    (["doctor", "--target", "nope"], "error: unknown target 'nope'"),
+    (["lava", "setup", "--python", "/nonexistent/python3.10"],
+     "error: /nonexistent/python3.10 is not a working Python 3.10"),
+    (["lava", "frobnicate"], "error: neurocompile lava: No such command 'frobnicate'"),
 ])
 def test_user_errors_are_one_line_with_exit_2(files, capsys, monkeypatch, args, message):
     d, _, _ = files

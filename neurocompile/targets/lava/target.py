@@ -3,8 +3,9 @@
 Lava 0.10 supports Python 3.10 only, so runs happen in a worker process of that environment
 (`neurocompile.targets.worker`): the graph (NIR), the inputs (.npz) and a small JSON request
 cross the boundary; outputs (.npz) and counters (.json) come back. The interpreter comes only
-from NEUROCOMPILE_LAVA_PYTHON or the package's own `.venv-lava` (beside the source tree it was
-installed from) — never from an artifact, an option or the current directory.
+from NEUROCOMPILE_LAVA_PYTHON, the package's own `.venv-lava` (beside the source tree it was
+installed from) or the environment `neurocompile lava setup` creates (`user_environment()`) —
+never from an artifact, an option or the current directory.
 """
 
 from __future__ import annotations
@@ -61,8 +62,20 @@ def package_environment() -> Path | None:
     return cand if (root / "pyproject.toml").is_file() and cand.is_file() else None
 
 
+def user_environment() -> Path:
+    """Where `neurocompile lava setup` creates the Lava environment by default:
+    $XDG_DATA_HOME/neurocompile/venv-lava (~/.local/share/neurocompile/venv-lava)."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "neurocompile" / "venv-lava"
+
+
+SETUP_HINT = ("run `neurocompile lava setup` (or `make lava-venv` in a source checkout), or "
+              f"set {LAVA_PYTHON_ENV} to a Python 3.10 interpreter with lava-nc")
+
+
 def find_lava_python() -> str:
-    """The Lava interpreter: $NEUROCOMPILE_LAVA_PYTHON, else the package's own .venv-lava."""
+    """The Lava interpreter: $NEUROCOMPILE_LAVA_PYTHON, else the package's own .venv-lava, else
+    the environment `neurocompile lava setup` created."""
     env = os.environ.get(LAVA_PYTHON_ENV)
     if env:
         if not Path(env).is_file():
@@ -71,9 +84,10 @@ def find_lava_python() -> str:
     own = package_environment()
     if own is not None:
         return str(own)
-    raise UnsupportedError(
-        f"no Lava environment: set {LAVA_PYTHON_ENV} to a Python 3.10 interpreter with lava-nc "
-        "and this package installed")
+    user = user_environment() / "bin" / "python"
+    if user.is_file():
+        return str(user)
+    raise UnsupportedError(f"no Lava environment: {SETUP_HINT}")
 
 
 def lava_importable() -> bool:
@@ -156,8 +170,11 @@ class LavaTarget(Target):
             order = list(artifact.graph.nodes)
             result.counters = {n: result.counters[n] for n in order if n in result.counters}
             timing = json.loads((tmp / "result.json").read_text()).get("timing", {})
+            meta = json.loads((tmp / "result.json").read_text())
             self.last_run_info = dict(timing, pid=info["pid"], total_s=info["wall_s"],
-                                      in_process=False, python=python)
+                                      in_process=False, python=python,
+                                      python_version=meta.get("python"),
+                                      lava_nc=meta.get("lava_nc"))
             result.target = self.name
             return result
 
@@ -175,6 +192,15 @@ def read_result(directory: Path) -> RunResult:
                      probes, float(meta["wall_time_s"]))
 
 
+def _lava_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lava-nc")
+    except PackageNotFoundError:
+        return None
+
+
 def write_result(result: RunResult, directory: Path, timing: dict[str, float]) -> None:
     """Worker side: outputs.npz (output:<name>, probe:<name>) and result.json, atomically."""
     from neurocompile.ir.io import atomic_path, write_text
@@ -185,5 +211,5 @@ def write_result(result: RunResult, directory: Path, timing: dict[str, float]) -
         np.savez(f, **arrays)
     meta = {"target": result.target, "steps": result.steps, "batch": result.batch,
             "wall_time_s": result.wall_time_s, "counters": result.counters_dict(),
-            "timing": timing, "python": sys.version.split()[0]}
+            "timing": timing, "python": sys.version.split()[0], "lava_nc": _lava_version()}
     write_text(directory / "result.json", json.dumps(meta, indent=1))
