@@ -21,7 +21,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from neurocompile import config
+from neurocompile import config, progress
 from neurocompile.errors import UnsupportedError
 from neurocompile.targets import worker
 from neurocompile.targets.base import Artifact, NodeCounters, RunResult, Target, TargetOptions
@@ -144,17 +144,20 @@ class LavaTarget(Target):
         data = {k: np.asarray(v) for k, v in as_dict(artifact.graph, inputs).items()}
         request = {"steps": steps, "dt": plan.dt, "fixed_point": opts.fixed_point,
                    "sparse": opts.sparse, "probe": list(opts.probe)}
+        batch = max(int(np.shape(v)[0]) for v in data.values())
+        label = f"Lava {'fixed point' if opts.fixed_point else 'float'}"
         if opts.in_process:
             from neurocompile.targets.lava.runtime import run_plan
 
             start = time.perf_counter()
-            result, timing = run_plan(plan, data, steps, sparse=opts.sparse, probe=opts.probe)
+            with progress.bar(batch, label) as bar:
+                result, timing = run_plan(plan, data, steps, sparse=opts.sparse,
+                                          probe=opts.probe, on_sample=bar.update)
             self.last_run_info = dict(timing, pid=os.getpid(),
                                       total_s=time.perf_counter() - start, in_process=True)
             result.target = self.name
             return result
         python = find_lava_python()
-        batch = max(int(np.shape(v)[0]) for v in data.values())
         length = max(int(np.shape(v)[1]) for v in data.values()) if steps is None else int(steps)
         timeout = float(opts.timeout_s or _default_timeout(batch, length))
         from neurocompile.ir.io import save_graph
@@ -164,8 +167,11 @@ class LavaTarget(Target):
             with open(tmp / "inputs.npz", "wb") as f:
                 np.savez(f, **data)
             (tmp / "request.json").write_text(json.dumps(request))
-            info = worker.run_worker(RUNTIME_MODULE, tmp, python, timeout,
-                                     label="Lava worker", error_class=LavaWorkerError)
+            with progress.bar(batch, label) as bar:
+                info = worker.run_worker(RUNTIME_MODULE, tmp, python, timeout,
+                                         label="Lava worker", error_class=LavaWorkerError,
+                                         poll=lambda: bar.update(read_progress(tmp)))
+                bar.update(read_progress(tmp))
             result = read_result(tmp)
             order = list(artifact.graph.nodes)
             result.counters = {n: result.counters[n] for n in order if n in result.counters}
@@ -177,6 +183,24 @@ class LavaTarget(Target):
                                       lava_nc=meta.get("lava_nc"))
             result.target = self.name
             return result
+
+
+PROGRESS_FILE = "progress"  # samples done so far, written by the worker after each one
+
+
+def write_progress(directory: Path, done: int) -> None:
+    """Worker side: record `done` samples finished (atomically: the parent polls the file)."""
+    tmp = directory / f"{PROGRESS_FILE}.tmp"
+    tmp.write_text(str(done))
+    os.replace(tmp, directory / PROGRESS_FILE)
+
+
+def read_progress(directory: Path) -> int:
+    """Parent side: samples the worker has finished (0 before the first)."""
+    try:
+        return int((directory / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def read_result(directory: Path) -> RunResult:
