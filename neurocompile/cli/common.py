@@ -45,7 +45,7 @@ def check_outputs(inputs: list[Path | None], outputs: list[Path | None]) -> None
         seen[resolved] = Path(path)
 
 
-# -- the CLI's conventions, in one place (docs/cli.md) ----------------------------------------
+# -- the CLI's conventions, in one place (docs/user-guide.md, "Conventions") --------------
 console = Console()  # every command prints through this one console
 VERBOSITY = {"verbose": False}
 
