@@ -65,14 +65,20 @@ def _commands(d, g, x):
         "energy": ["energy", str(g), "--input", str(x)],
         "demo": ["demo", "-o", str(d / "demo")],
         "doctor": ["doctor"],
+        "lava-check": ["lava-check"],
     }
 
 
 @pytest.mark.parametrize("name", ["inspect", "simulate", "compare", "targets", "prune",
-                                  "quantize", "compile", "energy", "demo", "doctor"])
+                                  "quantize", "compile", "energy", "demo", "doctor",
+                                  "lava-check"])
 def test_json_dash_prints_only_json_and_tables_fit_80_columns(files, capsys, monkeypatch,
                                                                name):
+    from conftest import lava_python
+
     d, g, x = files
+    if name == "lava-check" and lava_python() is None:
+        pytest.skip("no Lava environment")
     args = _commands(d, g, x)[name]
     code, out, err = _run(args + ["--json", "-"], capsys, monkeypatch)
     assert code == 0, err
@@ -142,3 +148,35 @@ def test_an_internal_error_says_so(capsys, monkeypatch):
     assert code == 70 and err.startswith("internal error: ZeroDivisionError: oops")
     assert "Traceback" not in err
     np.testing.assert_equal(err.count("\n"), 1)
+
+
+def test_doctor_reports_a_missing_backend_without_failing(capsys, monkeypatch):
+    """A backend whose extra is not installed is `missing` (naming it), not an error."""
+    from neurocompile.targets import target_class
+
+    cls = target_class("onnx")
+    monkeypatch.setattr(cls, "missing_requirements",
+                        classmethod(lambda c: ["onnxruntime (pip install 'neurocompile[onnx]')"]))
+    code, out, err = _run(["doctor", "--target", "reference", "--target", "onnx", "--json", "-"],
+                          capsys, monkeypatch)
+    assert code == 0, err
+    rows = {r["target"]: r for r in json.loads(out)["targets"]}
+    assert rows["reference"]["status"] == "ok"
+    assert rows["onnx"]["status"] == "missing" and "neurocompile[onnx]" in rows["onnx"]["detail"]
+
+
+def test_doctor_exits_1_when_an_installed_backend_differs(capsys, monkeypatch):
+    from neurocompile.targets import target_class
+
+    cls = target_class("torch")
+    real = cls.run
+
+    def wrong(self, artifact, inputs, steps=None):
+        result = real(self, artifact, inputs, steps)
+        result.outputs = {k: v + 1 for k, v in result.outputs.items()}
+        return result
+
+    monkeypatch.setattr(cls, "run", wrong)
+    code, out, err = _run(["doctor", "--target", "torch"], capsys, monkeypatch)
+    assert code == 1 and "differs" in out
+    assert err.strip() == "error: backends not working: torch (details: doctor -v)"
