@@ -83,3 +83,29 @@ def test_the_wheel_runs_lava_in_a_fresh_venv(tmp_path, lava_python_path):
         np.testing.assert_array_equal(lava["output"], ref["output"])
     doctor = _run([cli, "doctor", "--target", "lava", "--json", "-"], env=env, cwd=tmp_path)
     assert json.loads(doctor.stdout)["targets"][0]["status"] == "ok"
+
+
+def _project() -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def test_extras_split_data_and_plots_need_no_torch():
+    extras = _project()["optional-dependencies"]
+    names = {k: {r.split("=")[0].split(">")[0].split("<")[0].strip() for r in v}
+             for k, v in extras.items()}
+    assert names["data"] == {"scikit-learn"} and names["plots"] == {"matplotlib"}
+    assert not names["torch"] & {"scikit-learn", "matplotlib"}
+    install = [line for line in (REPO / "Makefile").read_text().splitlines()
+               if "pip install" in line and "-e" in line][0]
+    listed = install.split('".[')[1].split(']"')[0].split(",")
+    assert {"torch", "data", "plots", "dev", "norse", "onnx"} <= set(listed)
+
+
+def test_license_is_the_declared_one():
+    text = (REPO / "LICENSE").read_text()
+    assert _project()["license"] == "BSD-3-Clause"
+    assert text.startswith("BSD 3-Clause License") and "neurocompile contributors" in text
