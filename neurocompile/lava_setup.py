@@ -3,8 +3,8 @@ dependencies, for the lava target's worker (`neurocompile lava setup`, `make lav
 
 The package itself is not installed there: each run stages this interpreter's own
 `neurocompile` package onto the worker's path (targets/worker.py), so parent and worker always
-run the same code. Python 3.10 is found in this order: $PYTHON310 (a path or a command line), a plain
-`python3.10`, then pyenv's 3.10.x versions.
+run the same code. Python 3.10 is found in this order: --python, $PYTHON310 (a path or a
+command line), a plain `python3.10`, then pyenv's newest 3.10.x.
 """
 
 from __future__ import annotations
