@@ -14,15 +14,15 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	# torch first, pinned: the local CPU wheel; anything looser pulls a multi-GB CUDA build.
 	$(VENV)/bin/python -m pip install -q $(TORCH_PIN)
-	$(VENV)/bin/python -m pip install -q -e ".[torch,dev,norse,onnx]" $(TORCH_PIN)
+	$(VENV)/bin/python -m pip install -q -e ".[torch,data,plots,dev,norse,onnx]" $(TORCH_PIN)
 	# NeuroBench cross-check: without its heavy audio/vision dependencies, which the metrics do not use.
 	$(VENV)/bin/python -m pip install -q --no-deps neurobench==2.3.0 snntorch==1.0.0
 	touch $@
 
-$(LAVA_VENV)/.installed: pyproject.toml
-	PY310="$$(scripts/find-python310.sh)" && $$PY310 -m venv $(LAVA_VENV)
-	$(LAVA_VENV)/bin/python -m pip install -q -e ".[lava]" pytest
-	$(LAVA_VENV)/bin/python -c "import lava, neurocompile.ir" 
+# The same code as `neurocompile lava setup` (neurocompile/lava_setup.py): finds Python 3.10
+# ($$PYTHON310, python3.10, pyenv), installs lava-nc and the package's dependencies, round trip.
+$(LAVA_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	$(VENV)/bin/neurocompile lava setup --dir $(LAVA_VENV) --with pytest
 	touch $@
 
 # Main job on the bundled default: train, prune, quantize, compile, simulate (reference + Lava), energy.

@@ -14,7 +14,8 @@ from neurocompile.demo import demo_graph, demo_input
 from neurocompile.ir.io import save_graph, save_spikes
 
 REPORTS = ("inspect", "simulate", "compare", "targets", "demo", "compile", "lava-check",
-           "prune", "quantize", "energy", "pipeline", "train")
+           "prune", "quantize", "energy", "pipeline", "train", "doctor")
+GROUPS = {"lava": ("setup",)}  # command groups: their subcommands follow the conventions
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,10 @@ def test_every_command_has_help_and_the_shared_options(name):
         assert "-o, --out" in text
     if name in REPORTS:
         assert "--json [FILE|-]" in text and "-q, --quiet" in text and "-v, --verbose" in text
+    for sub in GROUPS.get(name, ()):
+        result = CliRunner().invoke(cli, [name, sub, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "--json [FILE|-]" in result.output and "-q, --quiet" in result.output
 
 
 def _run(args, capsys, monkeypatch):
@@ -59,14 +64,21 @@ def _commands(d, g, x):
         "compile": ["compile", str(g), "-o", str(d / "art")],
         "energy": ["energy", str(g), "--input", str(x)],
         "demo": ["demo", "-o", str(d / "demo")],
+        "doctor": ["doctor"],
+        "lava-check": ["lava-check"],
     }
 
 
 @pytest.mark.parametrize("name", ["inspect", "simulate", "compare", "targets", "prune",
-                                  "quantize", "compile", "energy", "demo"])
+                                  "quantize", "compile", "energy", "demo", "doctor",
+                                  "lava-check"])
 def test_json_dash_prints_only_json_and_tables_fit_80_columns(files, capsys, monkeypatch,
                                                                name):
+    from conftest import lava_python
+
     d, g, x = files
+    if name == "lava-check" and lava_python() is None:
+        pytest.skip("no Lava environment")
     args = _commands(d, g, x)[name]
     code, out, err = _run(args + ["--json", "-"], capsys, monkeypatch)
     assert code == 0, err
@@ -90,6 +102,10 @@ def test_json_dash_prints_only_json_and_tables_fit_80_columns(files, capsys, mon
     (["frobnicate"], "error: neurocompile: No such command 'frobnicate'"),
     (["train", "--epochs", "0", "-o", "run"], "error: "),
     (["pipeline", "missing.toml"], "error: missing.toml: no such config file"),
+    (["doctor", "--target", "nope"], "error: unknown target 'nope'"),
+    (["lava", "setup", "--python", "/nonexistent/python3.10"],
+     "error: /nonexistent/python3.10 is not a working Python 3.10"),
+    (["lava", "frobnicate"], "error: neurocompile lava: No such command 'frobnicate'"),
 ])
 def test_user_errors_are_one_line_with_exit_2(files, capsys, monkeypatch, args, message):
     d, _, _ = files
@@ -132,3 +148,35 @@ def test_an_internal_error_says_so(capsys, monkeypatch):
     assert code == 70 and err.startswith("internal error: ZeroDivisionError: oops")
     assert "Traceback" not in err
     np.testing.assert_equal(err.count("\n"), 1)
+
+
+def test_doctor_reports_a_missing_backend_without_failing(capsys, monkeypatch):
+    """A backend whose extra is not installed is `missing` (naming it), not an error."""
+    from neurocompile.targets import target_class
+
+    cls = target_class("onnx")
+    monkeypatch.setattr(cls, "missing_requirements",
+                        classmethod(lambda c: ["onnxruntime (pip install 'neurocompile[onnx]')"]))
+    code, out, err = _run(["doctor", "--target", "reference", "--target", "onnx", "--json", "-"],
+                          capsys, monkeypatch)
+    assert code == 0, err
+    rows = {r["target"]: r for r in json.loads(out)["targets"]}
+    assert rows["reference"]["status"] == "ok"
+    assert rows["onnx"]["status"] == "missing" and "neurocompile[onnx]" in rows["onnx"]["detail"]
+
+
+def test_doctor_exits_1_when_an_installed_backend_differs(capsys, monkeypatch):
+    from neurocompile.targets import target_class
+
+    cls = target_class("torch")
+    real = cls.run
+
+    def wrong(self, artifact, inputs, steps=None):
+        result = real(self, artifact, inputs, steps)
+        result.outputs = {k: v + 1 for k, v in result.outputs.items()}
+        return result
+
+    monkeypatch.setattr(cls, "run", wrong)
+    code, out, err = _run(["doctor", "--target", "torch"], capsys, monkeypatch)
+    assert code == 1 and "differs" in out
+    assert err.strip() == "error: backends not working: torch (details: doctor -v)"

@@ -46,7 +46,7 @@ def check_outputs(inputs: list[Path | None], outputs: list[Path | None]) -> None
         seen[resolved] = Path(path)
 
 
-# -- the CLI's conventions, in one place (docs/cli.md) ----------------------------------------
+# -- the CLI's conventions, in one place (docs/user-guide.md, "Conventions") --------------
 console = Console()  # every command prints through this one console
 VERBOSITY = {"verbose": False}
 
@@ -55,19 +55,23 @@ def report_options(func: Callable) -> Callable:
     """`--json [FILE|-]`, `-q/--quiet` and `-v/--verbose` on a command.
 
     --json FILE writes the command's report as JSON; `--json -` (or --json alone) prints it on
-    standard output instead of the tables. --quiet prints nothing but errors; --verbose shows
-    every table column (tables fit 80 columns by default).
+    standard output instead of the tables. --quiet prints nothing but errors (no progress
+    bars either); --verbose shows every table column (tables fit 80 columns by default).
     """
     @functools.wraps(func)
     def wrapper(*args, quiet: bool = False, verbose: bool = False, **kwargs):
+        from neurocompile import progress
+
         json_out = kwargs.get("json_out")
         console.quiet = bool(quiet or json_out == "-")
         VERBOSITY["verbose"] = bool(verbose)
+        progress.set_enabled(not quiet)  # progress bars (stderr, terminals only)
         try:
             return func(*args, **kwargs)
         finally:
             console.quiet = False
             VERBOSITY["verbose"] = False
+            progress.set_enabled(True)
 
     wrapper = click.option("-v", "--verbose", is_flag=True,
                            help="Show every table column.")(wrapper)

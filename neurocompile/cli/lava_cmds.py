@@ -84,23 +84,17 @@ def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: 
 @click.command("lava-check")
 @report_options
 def lava_check_cmd(json_out: str | None) -> None:
-    """Show which Lava interpreter the lava target would use, and whether lava-nc imports there."""
-    import subprocess
-
+    """Run the demo graph through the Lava worker and compare it with the reference: shows
+    which interpreter the lava target uses and that the worker really imports there."""
+    from neurocompile.doctor import check_target
     from neurocompile.errors import UnsupportedError
-    from neurocompile.targets.lava import find_lava_python
+    from neurocompile.targets.lava.target import SETUP_HINT
 
-    python = find_lava_python()
-    try:
-        out = subprocess.run(
-            [python, "-c", "import sys, lava, importlib.metadata as m; "
-                           "print(sys.version.split()[0], m.version('lava-nc'))"],
-            capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UnsupportedError(f"Lava interpreter {python} does not run: {exc}") from exc
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["?"])[-1]
-        raise UnsupportedError(f"Lava interpreter {python}: cannot import lava ({last})")
-    py, lava = out.stdout.split()
-    console.print(f"Lava interpreter {python}: Python {py}, lava-nc {lava}")
-    emit_json(json_out, {"python": python, "python_version": py, "lava_nc": lava})
+    report = check_target("lava")
+    if report["status"] != "ok":
+        raise UnsupportedError(f"Lava environment {report['status']}: {report['detail']}"
+                               + ("" if "neurocompile lava setup" in report["detail"]
+                                  else f"; {SETUP_HINT}"))
+    console.print(f"Lava worker {report['environment']}: demo graph round trip in "
+                  f"{report['wall_s']:.2f} s, outputs equal to the reference")
+    emit_json(json_out, report)

@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "energy": "neurocompile.cli.energy_cmd:energy_cmd",
     "train": "neurocompile.cli.train_cmd:train_cmd",
     "export": "neurocompile.cli.export_cmd:export_cmd",
+    "doctor": "neurocompile.cli.doctor_cmd:doctor_cmd",
+    "lava": "neurocompile.cli.lava_setup_cmd:lava_group",
 }
 
 

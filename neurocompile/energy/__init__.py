@@ -36,3 +36,7 @@ __all__ = [
     "save_report",
     "to_json",
 ]
+
+from neurocompile.callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "neurocompile.api:energy")  # neurocompile.energy(graph, inputs)

@@ -115,11 +115,12 @@ def _set_parent_death_signal() -> None:
 
 
 def run_worker(module: str, directory: Path, python: str, timeout_s: float, *,
-               label: str = "worker", error_class: type[WorkerError] = WorkerError
-               ) -> dict[str, Any]:
+               label: str = "worker", error_class: type[WorkerError] = WorkerError,
+               poll: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run `python -m module directory`; returns {'pid', 'wall_s'}.
 
     Raises the worker's own error (error.json), or error_class when it times out or dies.
+    poll, if given, is called about every 0.2 s while the worker runs (progress display).
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = worker_pythonpath(directory)
@@ -137,7 +138,7 @@ def run_worker(module: str, directory: Path, python: str, timeout_s: float, *,
             raise error_class(f"cannot start the {label} {python}: {exc}") from exc
         pid = proc.pid
         try:
-            rc = proc.wait(timeout=timeout_s)
+            rc = _wait(proc, timeout_s, poll)
         except subprocess.TimeoutExpired:
             kill_group(pid)
             proc.wait()
@@ -161,6 +162,21 @@ def run_worker(module: str, directory: Path, python: str, timeout_s: float, *,
                else f"exited with status {rc}")
         raise error_class(f"{label} (pid {pid}) {how}" + (f": {tail}" if tail else ""), pid)
     return {"pid": pid, "wall_s": wall}
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float, poll: Callable[[], None] | None) -> int:
+    """proc.wait(timeout_s), calling poll() every _WATCH_S meanwhile."""
+    if poll is None:
+        return proc.wait(timeout=timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout_s)
+        try:
+            return proc.wait(timeout=min(_WATCH_S, remaining))
+        except subprocess.TimeoutExpired:
+            poll()
 
 
 def raise_transported(err: dict[str, Any], label: str, error_class: type[WorkerError],

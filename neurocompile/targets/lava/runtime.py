@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import nir
@@ -29,7 +30,7 @@ from neurocompile.targets import worker
 from neurocompile.targets.base import RunResult
 from neurocompile.targets.inputs import time_major
 from neurocompile.targets.lava.lowering import LavaPlan, lower, replay
-from neurocompile.targets.lava.target import write_result
+from neurocompile.targets.lava.target import write_progress, write_result
 
 _RECORDERS: dict[str, type] = {}
 
@@ -182,11 +183,12 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
 
 
 def run_plan(plan: LavaPlan, inputs: dict[str, np.ndarray], steps: int | None = None, *,
-             sparse: str = "auto", probe: tuple[str, ...] = (), work_dir: str | None = None
-             ) -> tuple[RunResult, dict]:
+             sparse: str = "auto", probe: tuple[str, ...] = (), work_dir: str | None = None,
+             on_sample: Callable[[int], None] | None = None) -> tuple[RunResult, dict]:
     """Run a lowered graph on Lava; returns (RunResult like the reference's, timing in seconds).
 
     work_dir: where the recorders write (default: a temporary directory, removed afterwards).
+    on_sample(done): called after each sample of the batch (progress).
     """
     t0 = time.perf_counter()
     unknown = set(probe) - set(plan.populations)
@@ -197,13 +199,14 @@ def run_plan(plan: LavaPlan, inputs: dict[str, np.ndarray], steps: int | None = 
         raise InputDataError("graph has no neuron node: nothing to run on Lava")
     rec_dir = tempfile.mkdtemp(prefix="neurocompile-lava-rec-", dir=work_dir)
     try:
-        return _run(plan, data, steps, batch, sparse, probe, rec_dir, t0)
+        return _run(plan, data, steps, batch, sparse, probe, rec_dir, t0, on_sample)
     finally:
         shutil.rmtree(rec_dir, ignore_errors=True)
 
 
 def _run(plan: LavaPlan, data, steps: int, batch: int, sparse: str, probe: tuple[str, ...],
-         rec_dir: str, t0: float) -> tuple[RunResult, dict]:
+         rec_dir: str, t0: float, on_sample: Callable[[int], None] | None = None
+         ) -> tuple[RunResult, dict]:
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
@@ -236,6 +239,8 @@ def _run(plan: LavaPlan, data, steps: int, batch: int, sparse: str, probe: tuple
                     runner.run(condition=RunSteps(num_steps=steps - 1), run_cfg=cfg)
             else:
                 runner.run(condition=RunSteps(num_steps=steps), run_cfg=cfg)
+            if on_sample is not None:
+                on_sample(b + 1)
         t_run = time.perf_counter()
         recorded = {name: np.load(sink.proc_params["path"]) for name, sink in sinks.items()}
         watched = {key: np.load(mon.proc_params["path"]) for key, mon in monitors.items()}
@@ -287,7 +292,8 @@ def handle(directory: Path) -> None:
     plan = lower(graph, dt=request.get("dt"), fixed_point=bool(request.get("fixed_point")))
     result, timing = run_plan(plan, inputs, request.get("steps"),
                               sparse=request.get("sparse", "auto"),
-                              probe=tuple(request.get("probe", ())), work_dir=str(directory))
+                              probe=tuple(request.get("probe", ())), work_dir=str(directory),
+                              on_sample=lambda done: write_progress(directory, done))
     timing["import_lava_s"] = t_lava - t_import
     timing["worker_s"] = time.perf_counter() - start
     write_result(result, directory, timing)

@@ -3,8 +3,9 @@
 Lava 0.10 supports Python 3.10 only, so runs happen in a worker process of that environment
 (`neurocompile.targets.worker`): the graph (NIR), the inputs (.npz) and a small JSON request
 cross the boundary; outputs (.npz) and counters (.json) come back. The interpreter comes only
-from NEUROCOMPILE_LAVA_PYTHON or the package's own `.venv-lava` (beside the source tree it was
-installed from) — never from an artifact, an option or the current directory.
+from NEUROCOMPILE_LAVA_PYTHON, the package's own `.venv-lava` (beside the source tree it was
+installed from) or the environment `neurocompile lava setup` creates (`user_environment()`) —
+never from an artifact, an option or the current directory.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from neurocompile import config
+from neurocompile import config, progress
 from neurocompile.errors import UnsupportedError
 from neurocompile.targets import worker
 from neurocompile.targets.base import Artifact, NodeCounters, RunResult, Target, TargetOptions
@@ -61,8 +62,20 @@ def package_environment() -> Path | None:
     return cand if (root / "pyproject.toml").is_file() and cand.is_file() else None
 
 
+def user_environment() -> Path:
+    """Where `neurocompile lava setup` creates the Lava environment by default:
+    $XDG_DATA_HOME/neurocompile/venv-lava (~/.local/share/neurocompile/venv-lava)."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "neurocompile" / "venv-lava"
+
+
+SETUP_HINT = ("run `neurocompile lava setup` (or `make lava-venv` in a source checkout), or "
+              f"set {LAVA_PYTHON_ENV} to a Python 3.10 interpreter with lava-nc")
+
+
 def find_lava_python() -> str:
-    """The Lava interpreter: $NEUROCOMPILE_LAVA_PYTHON, else the package's own .venv-lava."""
+    """The Lava interpreter: $NEUROCOMPILE_LAVA_PYTHON, else the package's own .venv-lava, else
+    the environment `neurocompile lava setup` created."""
     env = os.environ.get(LAVA_PYTHON_ENV)
     if env:
         if not Path(env).is_file():
@@ -71,9 +84,10 @@ def find_lava_python() -> str:
     own = package_environment()
     if own is not None:
         return str(own)
-    raise UnsupportedError(
-        f"no Lava environment: set {LAVA_PYTHON_ENV} to a Python 3.10 interpreter with lava-nc "
-        "and this package installed")
+    user = user_environment() / "bin" / "python"
+    if user.is_file():
+        return str(user)
+    raise UnsupportedError(f"no Lava environment: {SETUP_HINT}")
 
 
 def lava_importable() -> bool:
@@ -130,17 +144,20 @@ class LavaTarget(Target):
         data = {k: np.asarray(v) for k, v in as_dict(artifact.graph, inputs).items()}
         request = {"steps": steps, "dt": plan.dt, "fixed_point": opts.fixed_point,
                    "sparse": opts.sparse, "probe": list(opts.probe)}
+        batch = max(int(np.shape(v)[0]) for v in data.values())
+        label = f"Lava {'fixed point' if opts.fixed_point else 'float'}"
         if opts.in_process:
             from neurocompile.targets.lava.runtime import run_plan
 
             start = time.perf_counter()
-            result, timing = run_plan(plan, data, steps, sparse=opts.sparse, probe=opts.probe)
+            with progress.bar(batch, label) as bar:
+                result, timing = run_plan(plan, data, steps, sparse=opts.sparse,
+                                          probe=opts.probe, on_sample=bar.update)
             self.last_run_info = dict(timing, pid=os.getpid(),
                                       total_s=time.perf_counter() - start, in_process=True)
             result.target = self.name
             return result
         python = find_lava_python()
-        batch = max(int(np.shape(v)[0]) for v in data.values())
         length = max(int(np.shape(v)[1]) for v in data.values()) if steps is None else int(steps)
         timeout = float(opts.timeout_s or _default_timeout(batch, length))
         from neurocompile.ir.io import save_graph
@@ -150,16 +167,40 @@ class LavaTarget(Target):
             with open(tmp / "inputs.npz", "wb") as f:
                 np.savez(f, **data)
             (tmp / "request.json").write_text(json.dumps(request))
-            info = worker.run_worker(RUNTIME_MODULE, tmp, python, timeout,
-                                     label="Lava worker", error_class=LavaWorkerError)
+            with progress.bar(batch, label) as bar:
+                info = worker.run_worker(RUNTIME_MODULE, tmp, python, timeout,
+                                         label="Lava worker", error_class=LavaWorkerError,
+                                         poll=lambda: bar.update(read_progress(tmp)))
+                bar.update(read_progress(tmp))
             result = read_result(tmp)
             order = list(artifact.graph.nodes)
             result.counters = {n: result.counters[n] for n in order if n in result.counters}
             timing = json.loads((tmp / "result.json").read_text()).get("timing", {})
+            meta = json.loads((tmp / "result.json").read_text())
             self.last_run_info = dict(timing, pid=info["pid"], total_s=info["wall_s"],
-                                      in_process=False, python=python)
+                                      in_process=False, python=python,
+                                      python_version=meta.get("python"),
+                                      lava_nc=meta.get("lava_nc"))
             result.target = self.name
             return result
+
+
+PROGRESS_FILE = "progress"  # samples done so far, written by the worker after each one
+
+
+def write_progress(directory: Path, done: int) -> None:
+    """Worker side: record `done` samples finished (atomically: the parent polls the file)."""
+    tmp = directory / f"{PROGRESS_FILE}.tmp"
+    tmp.write_text(str(done))
+    os.replace(tmp, directory / PROGRESS_FILE)
+
+
+def read_progress(directory: Path) -> int:
+    """Parent side: samples the worker has finished (0 before the first)."""
+    try:
+        return int((directory / PROGRESS_FILE).read_text())
+    except (OSError, ValueError):
+        return 0
 
 
 def read_result(directory: Path) -> RunResult:
@@ -175,6 +216,15 @@ def read_result(directory: Path) -> RunResult:
                      probes, float(meta["wall_time_s"]))
 
 
+def _lava_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lava-nc")
+    except PackageNotFoundError:
+        return None
+
+
 def write_result(result: RunResult, directory: Path, timing: dict[str, float]) -> None:
     """Worker side: outputs.npz (output:<name>, probe:<name>) and result.json, atomically."""
     from neurocompile.ir.io import atomic_path, write_text
@@ -185,5 +235,5 @@ def write_result(result: RunResult, directory: Path, timing: dict[str, float]) -
         np.savez(f, **arrays)
     meta = {"target": result.target, "steps": result.steps, "batch": result.batch,
             "wall_time_s": result.wall_time_s, "counters": result.counters_dict(),
-            "timing": timing, "python": sys.version.split()[0]}
+            "timing": timing, "python": sys.version.split()[0], "lava_nc": _lava_version()}
     write_text(directory / "result.json", json.dumps(meta, indent=1))
