@@ -40,6 +40,18 @@ from neurocompile.passes.lyapunov import spiking_lyapunov_spectrum
 _STABLE_RADIUS = 0.99  # the linear model is scaled to this radius when it is unstable
 
 
+def _require(module: str, step: str, switch: str):
+    """Import an optional library of the lnp extra, or fail in one line naming the fix."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise UnsupportedError(f"LNP {step} needs {module}, which is not installed: pip install "
+                               f"'neurocompile[lnp]' (or turn the step off with {switch})"
+                               ) from None
+
+
 # -- the linearised noise-response model -------------------------------------------------------
 @dataclass
 class NoiseResponse:
@@ -227,8 +239,7 @@ def betweenness(coupling: np.ndarray) -> np.ndarray:
     1 / |coupling_ij| (networkx, exact, normalised). Couplings below 1e-6 of the largest (from
     neurons that hardly ever come near threshold) are no edges: their lengths would swamp the
     float sums and make ties of unequal paths."""
-    import networkx as nx
-
+    nx = _require("networkx", "step 2 (betweenness)", "--no-betweenness")
     c = np.abs(np.asarray(coupling, np.float64))
     np.fill_diagonal(c, 0.0)
     c[c < 1e-6 * c.max(initial=0.0)] = 0.0
@@ -318,8 +329,7 @@ def optimise_timescales(graph: nir.NIRGraph, node: str | None = None, *, trials:
     minimising |lambda_1 - target_mle| on the same noise. The unchanged network is the first
     trial, so the result is never further from the target. Stops after `trials` trials or
     `timeout_s` seconds, whichever comes first."""
-    import optuna
-
+    optuna = _require("optuna", "step 4 (time constants)", "--no-optimise")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pop = find_recurrent_population(graph, node)
     tau_m, tau_s = timescales(graph, pop)
