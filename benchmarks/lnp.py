@@ -184,8 +184,9 @@ def summarise(rows: list[dict]) -> list[dict]:
     return table
 
 
-def markdown(result: dict) -> str:
-    """The results table of docs/lnp.md and docs/benchmarks.md, from the JSON alone."""
+def markdown(result: dict, arms: tuple[str, ...] = ARMS) -> str:
+    """The results table of docs/lnp.md (all arms) or docs/benchmarks.md (a few), from the
+    JSON alone."""
     a = result["args"]
     lines = [f"Measured by `benchmarks/lnp.py` ({result['machine']['cpu']}, 1 thread, "
              f"torch {result['torch']}, {result['wall_s']:.0f} s wall): HRSNN {a['hidden']} "
@@ -198,10 +199,24 @@ def markdown(result: dict) -> str:
              "| events / sample | MLE after pruning |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in result["table"]:
+        if r["arm"] not in arms:
+            continue
         mle = f"{r['mle_after']:+.4f}" if "mle_after" in r else ""
         diff = "" if r["arm"] == "lnp" else f"{r['lnp_minus_arm']:+.3f} ({r['lnp_wins']}/{a['seeds']})"
         lines.append(f"| {r['task']} | {r['arm']} | {r['acc']:.3f} ± {r['acc_std']:.3f} | {diff} "
                      f"| {r['neurons']:.0f} | {r['synapses']:.0f} | {r['events']:.0f} | {mle} |")
+    lines.append("")
+    for task in TASKS:
+        rows = {r["arm"]: r for r in result["table"] if r["task"] == task}
+        if not rows:
+            continue
+        lnp, act, rnd = rows["lnp"], rows["activity"], rows["random"]
+        met = act["lnp_minus_arm"] > 0 and act["lnp_wins"] > a["seeds"] / 2
+        lines.append(
+            f"* {task}: LNP {lnp['acc']:.3f} vs activity pruning {act['acc']:.3f} (LNP better on "
+            f"{act['lnp_wins']}/{a['seeds']} seeds) and random pruning {rnd['acc']:.3f} "
+            f"({rnd['lnp_wins']}/{a['seeds']}): the paper's claim that LNP beats activity "
+            f"pruning is **{'met' if met else 'missed'}** here.")
     return "\n".join(lines) + "\n"
 
 
@@ -246,8 +261,8 @@ def plot(result: dict, path: Path) -> None:
 
 def render(result: dict) -> None:
     text = markdown(result)
-    for doc in DOCS:
-        _replace_block(doc, text)
+    _replace_block(DOCS[0], text)
+    _replace_block(DOCS[1], markdown(result, ("lnp", "random", "activity")))
     plot(result, PLOT)
     print(text)
 
