@@ -179,6 +179,8 @@ def summarise(rows: list[dict]) -> list[dict]:
             # Paired difference to LNP over seeds (same initial network per seed).
             diffs = [r["lnp"]["acc"] - r[arm]["acc"] for r in sub]
             row["lnp_minus_arm"] = statistics.mean(diffs)
+            row["lnp_minus_arm_se"] = (statistics.stdev(diffs) / len(diffs) ** 0.5
+                                       if len(diffs) > 1 else 0.0)
             row["lnp_wins"] = sum(d > 0 for d in diffs)
             table.append(row)
     return table
@@ -210,14 +212,36 @@ def markdown(result: dict, arms: tuple[str, ...] = ARMS) -> str:
         rows = {r["arm"]: r for r in result["table"] if r["task"] == task}
         if not rows:
             continue
-        lnp, act, rnd = rows["lnp"], rows["activity"], rows["random"]
-        met = act["lnp_minus_arm"] > 0 and act["lnp_wins"] > a["seeds"] / 2
-        lines.append(
-            f"* {task}: LNP {lnp['acc']:.3f} vs activity pruning {act['acc']:.3f} (LNP better on "
-            f"{act['lnp_wins']}/{a['seeds']} seeds) and random pruning {rnd['acc']:.3f} "
-            f"({rnd['lnp_wins']}/{a['seeds']}): the paper's claim that LNP beats activity "
-            f"pruning is **{'met' if met else 'missed'}** here.")
+        lines.append(f"* {task}: " + _verdict(rows, a["seeds"]))
+    lnp_rows = [r for r in result["table"] if r["arm"] == "lnp"]
+    opt_rows = [r for r in result["table"] if r["arm"] == "lnp -optimise"]
+    if lnp_rows and opt_rows:
+        t_all = statistics.mean(r["prune_s"] for r in lnp_rows)
+        t_opt = statistics.mean(r["prune_s"] for r in opt_rows)
+        lines.append(f"* Time: LNP took {t_all:.1f} s per network, {t_all - t_opt:.1f} s of it "
+                     f"in step 4 (optuna, {a['trials']} trials at most); training dominates the "
+                     f"{result['wall_s']:.0f} s run.")
     return "\n".join(lines) + "\n"
+
+
+def _verdict(rows: dict[str, dict], seeds: int) -> str:
+    """One sentence per task: LNP against activity and random pruning, with the paired
+    standard error, and how the one-step ablations compare (all from the table)."""
+    def vs(arm: str) -> str:
+        r = rows[arm]
+        d, se = r["lnp_minus_arm"], r["lnp_minus_arm_se"]
+        sig = "" if abs(d) > 2 * se else ", within 2 standard errors of zero"
+        return (f"{arm} {r['acc']:.3f}: LNP − {arm} = {d:+.3f} ± {se:.3f} (LNP better on "
+                f"{r['lnp_wins']}/{seeds} seeds{sig})")
+    act = rows["activity"]
+    met = act["lnp_minus_arm"] > 2 * act["lnp_minus_arm_se"]
+    ablations = [a for a in LNP_ARMS if a.startswith("lnp -")]
+    above = [a for a in ablations if rows[a]["acc"] >= rows["lnp"]["acc"]]
+    return (f"LNP {rows['lnp']['acc']:.3f}; {vs('activity')}; {vs('random')}. The paper's claim "
+            f"that LNP beats activity pruning is **{'met' if met else 'missed'}** here (met = "
+            f"better by more than 2 standard errors). {len(above)} of {len(ablations)} "
+            f"one-step ablations score at or above full LNP"
+            + (f" ({', '.join(above)})." if above else "."))
 
 
 def _replace_block(path: Path, text: str) -> None:
@@ -259,7 +283,12 @@ def plot(result: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def render(result: dict) -> None:
+def render(result: dict, path: Path) -> None:
+    """Recompute the summary from the per-seed rows (into the JSON), then the docs and plot."""
+    from neurocompile.ir.io import write_text
+
+    result["table"] = summarise(result["per_seed"])
+    write_text(path, json.dumps(result, indent=2) + "\n")
     text = markdown(result)
     _replace_block(DOCS[0], text)
     _replace_block(DOCS[1], markdown(result, ("lnp", "random", "activity")))
@@ -286,7 +315,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.render:
         result = json.loads(args.out.read_text())
-        render(result)
+        render(result, args.out)
         return result
     if not 0 <= args.finetune < args.epochs:
         p.error("--finetune must be in [0, --epochs)")
