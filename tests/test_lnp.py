@@ -19,6 +19,8 @@ from neurocompile.passes.lnp import LNPOptions, lnp_prune, run_lnp
 from neurocompile.passes.lnp_graph import (
     find_recurrent_population,
     make_hrsnn_graph,
+    noise_drive,
+    population_params,
     remove_neurons,
     timescales,
     with_timescales,
@@ -34,6 +36,7 @@ from neurocompile.passes.lnp_steps import (
     optimise_timescales,
     random_synapse_prune,
 )
+from neurocompile.semantics.float import step
 from neurocompile.targets.reference import simulate
 
 FAST = dict(optimise=False, lyapunov_steps=150, lyapunov_batch=2)
@@ -99,6 +102,28 @@ def test_synapse_scores_follow_lyapunov_timescales():
         kept_slow += np.count_nonzero(new[slow])
         kept_fast += np.count_nonzero(new[fast])
     assert kept_slow > 5 * kept_fast
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_linearised_covariance_matches_the_simulated_membranes(seed):
+    """The noise-response model's covariance of v' against the covariance measured by running
+    the population (the contract's step) on long noise: entries correlate above 0.7."""
+    g = make_hrsnn_graph(16, 40, 3, seed=seed)
+    resp = noise_response(g, steps=300, batch=4)
+    pop = find_recurrent_population(g)
+    d = population_params(g, pop).prepare()
+    drive = noise_drive(g, pop, 1500, 4, 0.1, seed=5)
+    w = np.asarray(g.nodes["rec1"].weight)
+    u, v = d.state(4)
+    s, vpre, rows = np.zeros((4, 40), bool), np.zeros((4, 40)), []
+    for t in range(1500):
+        step(d, u, v, s.astype(float) @ w.T + drive[:, t], out=s, pre_reset=vpre)
+        if t >= 100:
+            rows.append(vpre.copy())
+    emp = np.cov(np.concatenate(rows).T)
+    off = ~np.eye(40, dtype=bool)
+    assert np.corrcoef(emp[off], resp.cov[off])[0, 1] > 0.7
+    assert np.corrcoef(np.diag(emp), np.diag(resp.cov))[0, 1] > 0.7
 
 
 # -- step 1: synapses -----------------------------------------------------------------------------
