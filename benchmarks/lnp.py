@@ -145,7 +145,7 @@ def run_seed(task: str, seed: int, args, data) -> dict:
         g_tr, acc = _train(g, data, args.epochs, seed)
         ex = rep.row("lif1").extra
         out[arm] = _row(g_tr, acc, data, prune_s=prune_s, mle_before=ex["mle_before"],
-                        mle_after=ex["mle_after"])
+                        mle_after=ex["mle_after"], steps=rep.lnp["steps"])
     n_keep, rec_budget = out["lnp"]["neurons"], out["lnp"]["rec_synapses"]
     out["activity"] = _activity_arm(g0, data, args, n_keep, rec_budget, seed)
     g_tr, acc = _train(g0, data, args.epochs, seed)
@@ -322,11 +322,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
     from _machine import machine
+    from threadpoolctl import threadpool_limits
 
     from neurocompile.data import load_dataset
     from neurocompile.ir.io import write_text
 
     torch.set_num_threads(1)
+    threadpool_limits(1)  # NumPy/SciPy BLAS too: one thread, whatever the environment says
     t0 = time.perf_counter()
     rows = []
     for task in args.tasks.split(","):
