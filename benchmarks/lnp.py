@@ -186,6 +186,35 @@ def summarise(rows: list[dict]) -> list[dict]:
     return table
 
 
+def step_details(result: dict) -> list[str]:
+    """What each LNP step did in the full-LNP arm, averaged over seeds (from the JSON)."""
+    rows = [r["lnp"]["steps"] for r in result["per_seed"]
+            if r["task"] == TASKS[0] and "steps" in r["lnp"]]
+    if not rows:
+        return []
+
+    def mean(f):
+        return statistics.mean(f(r) for r in rows)
+
+    return [
+        f"* Steps of full LNP (mean over the {len(rows)} seeds; pruning is task-agnostic, so "
+        f"both tasks get the same networks): step 2 kept neurons of mean betweenness "
+        f"{mean(lambda r: r['neurons']['kept_mean_bc']):.4f} and removed ones of "
+        f"{mean(lambda r: r['neurons']['removed_mean_bc']):.4f}; step 1 rescaled the kept "
+        f"synapses by {mean(lambda r: r['synapses']['scale']):.3f} after the 1/p weights "
+        f"(largest 1/p {mean(lambda r: r['synapses']['max_gain']):.1f}); step 3 added "
+        f"{mean(lambda r: r['delocalise']['added']):.0f} synapses and lowered the IPR from "
+        f"{mean(lambda r: r['delocalise']['ipr_before']):.4f} to "
+        f"{mean(lambda r: r['delocalise']['ipr_after']):.4f}; step 4 ran "
+        f"{mean(lambda r: r['timescales']['trials']):.0f} trials and moved lambda_1 from "
+        f"{mean(lambda r: r['timescales']['mle_start']):+.4f} to "
+        f"{mean(lambda r: r['timescales']['mle_best']):+.4f} nats/step (target "
+        f"{rows[0]['timescales']['target_mle']:+.3f}) with tau_mem x "
+        f"{mean(lambda r: r['timescales']['best']['tau_mem_scale']):.2f}, tau_syn x "
+        f"{mean(lambda r: r['timescales']['best']['tau_syn_scale']):.2f}, recurrent gain x "
+        f"{mean(lambda r: r['timescales']['best']['gain_scale']):.2f}."]
+
+
 def markdown(result: dict, arms: tuple[str, ...] = ARMS) -> str:
     """The results table of docs/lnp.md (all arms) or docs/benchmarks.md (a few), from the
     JSON alone."""
@@ -218,9 +247,13 @@ def markdown(result: dict, arms: tuple[str, ...] = ARMS) -> str:
     if lnp_rows and opt_rows:
         t_all = statistics.mean(r["prune_s"] for r in lnp_rows)
         t_opt = statistics.mean(r["prune_s"] for r in opt_rows)
+        prune = sum(r[a]["prune_s"] for r in result["per_seed"] for a in LNP_ARMS)
         lines.append(f"* Time: LNP took {t_all:.1f} s per network, {t_all - t_opt:.1f} s of it "
-                     f"in step 4 (optuna, {a['trials']} trials at most); training dominates the "
-                     f"{result['wall_s']:.0f} s run.")
+                     f"in step 4 (optuna, {a['trials']} trials at most); pruning in all "
+                     f"{len(LNP_ARMS)} LNP-style arms took {prune:.0f} s of the "
+                     f"{result['wall_s']:.0f} s run, the rest is training and evaluation.")
+    if arms == ARMS:
+        lines += step_details(result)
     return "\n".join(lines) + "\n"
 
 

@@ -217,6 +217,17 @@ def test_betweenness_prune_keeps_the_hubs():
     assert bc[keep].min() >= np.delete(bc, keep).max()
 
 
+def test_betweenness_ties_are_broken_by_coupling_strength():
+    """All-to-all equal couplings: every shortest path is direct, every betweenness 0; the
+    neurons with the strongest couplings are kept, not the lowest indices."""
+    n = 8
+    c = np.ones((n, n))
+    strong = [2, 5, 7]
+    c[strong, :] *= 1.5
+    keep, bc = betweenness_neuron_prune(c, 3)
+    assert np.all(bc == 0) and keep.tolist() == strong
+
+
 def test_pass_neuron_step_keeps_the_highest_betweenness_and_skipping_it_does_not():
     g = make_hrsnn_graph(12, 40, 4, seed=5)
     bc = betweenness(noise_response(g, steps=150, batch=2, seed=0).coupling)

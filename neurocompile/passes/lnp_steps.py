@@ -253,9 +253,15 @@ def betweenness(coupling: np.ndarray) -> np.ndarray:
 
 
 def betweenness_neuron_prune(coupling: np.ndarray, n_keep: int) -> tuple[np.ndarray, np.ndarray]:
-    """Step 2: (sorted indices of the n_keep neurons of highest betweenness, all scores)."""
+    """Step 2: (sorted indices of the n_keep neurons of highest betweenness, all scores).
+
+    In a dense weighted graph most shortest paths are direct edges, so many neurons have
+    betweenness 0; ties are broken by coupling strength sum_j |K_ij| + |K_ji| (not by index).
+    """
     bc = betweenness(coupling)
-    keep = np.sort(np.argsort(-bc, kind="stable")[: int(n_keep)])
+    c = np.abs(np.asarray(coupling, np.float64))
+    strength = c.sum(axis=0) + c.sum(axis=1) - 2 * np.diag(c)
+    keep = np.sort(np.lexsort((-strength, -bc))[: int(n_keep)])
     return keep, bc
 
 
