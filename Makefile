@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	# torch first, pinned: the local CPU wheel; anything looser pulls a multi-GB CUDA build.
 	$(VENV)/bin/python -m pip install -q $(TORCH_PIN)
-	$(VENV)/bin/python -m pip install -q -e ".[torch,data,plots,dev,norse,onnx]" $(TORCH_PIN)
+	$(VENV)/bin/python -m pip install -q -e ".[torch,data,plots,dev,norse,onnx,lnp]" $(TORCH_PIN)
 	# NeuroBench cross-check: without its heavy audio/vision dependencies, which the metrics do not use.
 	$(VENV)/bin/python -m pip install -q --no-deps neurobench==2.3.0 snntorch==1.0.0
 	touch $@

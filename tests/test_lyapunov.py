@@ -110,3 +110,23 @@ def test_lif_population_uses_reduced_state():
     quiet = spiking_lyapunov_spectrum(0 * w, drive * 0, ones, 0.1 * ones, ones, 0 * ones,
                                       1e9 * ones, k=3, warmup=5)
     np.testing.assert_allclose(quiet["exponents"], np.log(0.9), atol=1e-12)
+
+
+def test_spiking_trajectory_is_advanced_by_the_shared_step(monkeypatch):
+    """The estimator calls semantics.float.step once per step: one neuron update everywhere."""
+    import neurocompile.passes.lyapunov as lyapunov
+
+    calls = []
+    real = lyapunov.step
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lyapunov, "step", counting)
+    n = 5
+    ones = np.ones(n)
+    drive = np.random.default_rng(0).normal(0.3, 0.2, (2, 40, n))
+    lyapunov.spiking_lyapunov_spectrum(np.zeros((n, n)), drive, 0.5 * ones, 0.1 * ones, ones,
+                                       0 * ones, ones, k=2, warmup=10)
+    assert len(calls) == 40

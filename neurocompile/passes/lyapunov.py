@@ -13,7 +13,7 @@ Two estimators, both for a map x[t+1] = F_t(x[t]) with Jacobians J_t = dF_t/dx a
 
       lambda_max = (1 / (n * renorm)) * sum_n log(d_n / eps)
 
-For a recurrent spiking population (reference semantics, neurocompile/ir/semantics.py) the map
+For a recurrent spiking population (the contract, neurocompile/semantics/float.py) the map
 is not differentiable at the threshold. `spiking_lyapunov_spectrum` runs the exact spiking
 trajectory (hard threshold, reset to zero, as the reference simulator) on a state of pre-reset
 quantities y = (u, v') and uses a surrogate Jacobian along it:
@@ -37,18 +37,19 @@ from collections.abc import Callable
 import numpy as np
 
 from neurocompile.errors import InputDataError
+from neurocompile.semantics.float import NeuronParams, step
 
 _TINY = 1e-300
 
 
 def qr_spectrum(jvp: Callable[[int, np.ndarray], np.ndarray], dim: int, steps: int,
                 k: int | None = None, *, warmup: int = 0, batch: int = 1,
-                seed: int = 0) -> np.ndarray:
+                seed: int = 0, sort: bool = True) -> np.ndarray:
     """k largest Lyapunov exponents (nats/step) of a map given its Jacobian-vector products.
 
     jvp(t, Q) returns J_t @ Q for Q of shape (batch, dim, k). The first `warmup` steps align
     the frame without being averaged. Returns (k,) exponents averaged over the batch, sorted
-    in descending order.
+    in descending order (sort=False: in the order of the frame's columns).
     """
     k = dim if k is None else int(k)
     if not 1 <= k <= dim:
@@ -64,7 +65,7 @@ def qr_spectrum(jvp: Callable[[int, np.ndarray], np.ndarray], dim: int, steps: i
         if t >= warmup:
             acc += np.log(np.maximum(diag, _TINY))
     lam = acc.mean(axis=0) / steps
-    return np.sort(lam)[::-1]
+    return np.sort(lam)[::-1] if sort else lam
 
 
 def matrix_lyapunov_spectrum(matrices: np.ndarray | Callable[[int], np.ndarray], steps: int,
@@ -129,9 +130,13 @@ def spiking_lyapunov_spectrum(w_rec: np.ndarray, drive: np.ndarray, du: np.ndarr
 
     drive: (batch, steps, N) external synaptic input c[t] the population reads at step t (the
     input Affine applied to the presynaptic activity of step t-1, including its bias). All
-    parameters are per-neuron arrays (N,) of the discretised node (semantics.neuron_step).
+    parameters are per-neuron arrays (N,) of the discretised node. The trajectory is advanced
+    by `semantics.float.step`, the one neuron update of every NumPy simulation.
     Returns {"exponents": (k,) nats/step, "rate": mean spikes per neuron per step,
-    "reduced": bool (LIF state reduced to v')}.
+    "reduced": bool (LIF state reduced to v'), and per neuron, averaged over the batch and the
+    steps after warmup: "rates" (spikes/step), "slope" (surrogate slope sigma'(v')),
+    "leak" (the v-diagonal a_v ((1 - s) - v' D) of the Jacobian), "participation" ((N, k):
+    each neuron's share q_u^2 + q_v^2 of each Lyapunov vector)}.
     """
     w = np.asarray(w_rec, dtype=np.float64)
     drive = np.asarray(drive, dtype=np.float64)
@@ -140,22 +145,25 @@ def spiking_lyapunov_spectrum(w_rec: np.ndarray, drive: np.ndarray, du: np.ndarr
     batch, steps, n = drive.shape
     if steps <= warmup:
         raise InputDataError(f"need more steps ({steps}) than warmup ({warmup})")
-    a_u, a_v = 1.0 - np.asarray(du, np.float64), 1.0 - np.asarray(dv, np.float64)
-    g, b, th = (np.asarray(x, np.float64) for x in (gain, bias, theta))
+    params = NeuronParams(*(np.broadcast_to(np.asarray(x, np.float64), (n,)).copy()
+                            for x in (du, dv, gain, bias, theta)))
+    dyn = params.prepare(np.float64)
+    a_u, a_v, g, th = dyn.keep_u, dyn.keep_v, dyn.gain, dyn.v_threshold
     reduced = bool(np.all(a_u == 0))
     dim = n if reduced else 2 * n
     k = dim if k is None else min(int(k), dim)
-    u = np.zeros((batch, n))
-    vpre = np.zeros((batch, n))  # pre-reset membrane v'[t]
-    s = np.zeros((batch, n))
-    spikes = 0.0
+    u, v = dyn.state(batch)          # v after reset, as `step` keeps it
+    vpre = np.zeros((batch, n))      # pre-reset membrane v'[t], as the threshold saw it
+    s = np.zeros((batch, n), dtype=bool)
+    sums = {name: np.zeros(n) for name in ("rates", "slope", "leak")}
+    part = np.zeros((n, k))
     wt = w.T
 
     def jvp(t: int, q: np.ndarray) -> np.ndarray:
-        nonlocal u, vpre, s, spikes
         # Jacobian at the current state (u[t], v'[t]) maps to (u[t+1], v'[t+1]).
+        sf = s.astype(np.float64)
         d = surrogate_slope(vpre, th, beta)                    # (B, N)
-        r = a_v * ((1.0 - s) - vpre * d)                        # (B, N)
+        r = a_v * ((1.0 - sf) - vpre * d)                       # (B, N)
         if reduced:
             qv = q
             rec = g[None, :, None] * np.einsum("ij,bjk->bik", w, d[:, :, None] * qv)
@@ -165,13 +173,22 @@ def spiking_lyapunov_spectrum(w_rec: np.ndarray, drive: np.ndarray, du: np.ndarr
             rec = g[None, :, None] * np.einsum("ij,bjk->bik", w, d[:, :, None] * qv)
             nu = a_u[None, :, None] * qu + rec
             out = np.concatenate([nu, nu + r[:, :, None] * qv], axis=1)
-        # Advance the exact spiking trajectory by one step.
-        u = u * a_u + g * (s @ wt + drive[:, t])
-        vpre = (vpre * (1.0 - s)) * a_v + u + b
-        s = (vpre > th).astype(np.float64)
         if t >= warmup:
-            spikes += s.mean()
+            sums["slope"] += d.mean(axis=0)
+            sums["leak"] += r.mean(axis=0)
+            sq = q ** 2
+            part[...] += (sq if reduced else sq[:, :n] + sq[:, n:]).mean(axis=0)
+        # Advance the exact spiking trajectory by one step with the shared update.
+        step(dyn, u, v, sf @ wt + drive[:, t], out=s, pre_reset=vpre)
+        if t >= warmup:
+            sums["rates"] += s.mean(axis=0)
         return out
 
-    lam = qr_spectrum(jvp, dim, steps - warmup, k, warmup=warmup, batch=batch, seed=seed)
-    return {"exponents": lam, "rate": spikes / (steps - warmup), "reduced": reduced}
+    lam = qr_spectrum(jvp, dim, steps - warmup, k, warmup=warmup, batch=batch, seed=seed,
+                      sort=False)
+    order = np.argsort(-lam, kind="stable")
+    m = steps - warmup
+    rates = sums["rates"] / m
+    return {"exponents": lam[order], "rate": float(rates.mean()), "reduced": reduced,
+            "rates": rates, "slope": sums["slope"] / m, "leak": sums["leak"] / m,
+            "participation": part[:, order] / m}
