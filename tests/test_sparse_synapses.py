@@ -163,3 +163,17 @@ def test_stepwise_loops_at_small_batch_run_with_one_blas_thread():
     before = blas_threads()
     with _stepwise_threads(64):
         assert blas_threads() == before
+
+
+def test_gather_without_scipy_kernels_gives_the_same_values(monkeypatch):
+    """The fallback for SciPy builds without `_sparsetools` (public slicing) agrees exactly."""
+    from neurocompile.semantics import sparse_product
+
+    w = sp.random(300, 200, density=0.05, random_state=7, format="csr")
+    prod = sparse_product.SparseProduct(w, np.float64)
+    x = (np.random.default_rng(8).random((4, 200)) < 0.05).astype(float)
+    active = [np.flatnonzero(r) for r in x]
+    fast = prod._gather(x, active)
+    monkeypatch.setattr(sparse_product, "csr_row_index", None)
+    np.testing.assert_array_equal(prod._gather(x, active), fast)
+    np.testing.assert_array_equal(fast, (prod.csr @ x.T).T)

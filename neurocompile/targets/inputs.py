@@ -59,7 +59,7 @@ def time_major(graph: nir.NIRGraph, shapes: dict[str, tuple[int, ...]],
     if steps < 1:
         raise InputDataError(f"steps must be >= 1, got {steps}")
     for name, arr in out.items():
-        arr = np.swapaxes(arr, 0, 1).astype(dtype)
+        arr = np.ascontiguousarray(np.swapaxes(arr, 0, 1), dtype=dtype)  # one C-order copy
         if arr.shape[0] < steps:
             arr = np.concatenate([arr, np.zeros((steps - arr.shape[0],) + arr.shape[1:], dtype)])
         out[name] = arr[:steps]
