@@ -31,6 +31,8 @@ from neurocompile.errors import InputDataError
 from neurocompile.ir.graph import (
     LATCHED_TYPES,
     NEURON_TYPES,
+    SPIKING_TYPES,
+    SYNAPTIC_TYPES,
     predecessors,
     strongly_connected_components,
     successors,
@@ -164,7 +166,8 @@ class Simulator:
         check_bytes(f"simulating {batch} sample(s) x {steps} steps ({per_step:,} values per "
                     "step)", 2 * batch * steps * per_step * np.dtype(prog.dtype).itemsize)
         self.steps, self.batch = steps, batch
-        self.values: dict[str, np.ndarray] = {}
+        self.values: dict[str, np.ndarray] = {}  # (steps, batch, *shape) per node
+        self.current: dict[str, np.ndarray] = {}  # this step's value of nodes kept one step
         self.states: dict[str, Any] = {}
         for members, cyclic in prog.sccs:
             if cyclic:
@@ -189,7 +192,8 @@ class Simulator:
 
     # -- evaluation helpers -------------------------------------------------------------
     def _input_sum(self, name: str, t: int | slice = slice(None)) -> np.ndarray:
-        parts = [self.values[p][t] for p in self.prog.preds[name]]
+        parts = [self.current[p] if p in self.current else self.values[p][t]
+                 for p in self.prog.preds[name]]
         if len(parts) == 1:
             return parts[0]
         total = parts[0].astype(self.prog.dtype, copy=True)
@@ -254,8 +258,22 @@ class Simulator:
         latched = [n for n in members if isinstance(nodes[n], LATCHED_TYPES)]
         comb = [n for n in topological_order(prog.graph, members, cut=LATCHED_TYPES)
                 if n not in latched]
+        succs = successors(prog.graph)
+        # Full histories only where read after the loop (outside the cycle, counting, outputs);
+        # a node read only within its step keeps one step (no T x batch x n array to fault in).
+        counted = {p for n, node in nodes.items() if isinstance(node, SYNAPTIC_TYPES)
+                   for p in prog.preds[n]}
+        current: dict[str, np.ndarray] = {}
         for n in members:
-            self.values[n] = np.zeros((self.steps, self.batch) + prog.out_shapes[n], prog.dtype)
+            shape = (self.batch,) + prog.out_shapes[n]
+            if n in latched or n in counted or isinstance(nodes[n], SPIKING_TYPES) or \
+                    any(s not in members for s in succs[n]):
+                spikes = prog.fixed is None and isinstance(nodes[n], SPIKING_TYPES) and \
+                    isinstance(nodes[n], NEURON_TYPES)
+                self.values[n] = np.zeros((self.steps,) + shape, bool if spikes else prog.dtype)
+            else:
+                current[n] = np.zeros(shape, prog.dtype)
+        self.current = current
         pending = {n: np.broadcast_to(self._latched_input(n),
                                       (self.batch,) + prog.in_shapes[n]).astype(prog.dtype)
                    for n in latched}
@@ -278,7 +296,11 @@ class Simulator:
                         out[:, cols] = flat[src[cols], :, cols].T
                     self.values[n][t] = out.reshape(self.values[n][t].shape)
             for n in comb:
-                self.values[n][t] = self._stateless(n, self._input_sum(n, t))
+                y = self._stateless(n, self._input_sum(n, t))
+                if n in current:
+                    current[n] = y
+                else:
+                    self.values[n][t] = y
             for n in latched:
                 pending[n] = self._input_sum(n, t)
                 if n in history:
