@@ -8,6 +8,8 @@ with, and the torch models are property-tested against it.
 from neurocompile.semantics.float import (
     DEFAULT_DT,
     PARAM_NAMES,
+    RESET_KEY,
+    RESET_RULES,
     Dynamics,
     NeuronParams,
     delay_steps,
@@ -15,6 +17,7 @@ from neurocompile.semantics.float import (
     dt_fallback_warning,
     graph_dt,
     per_step,
+    reset_rule,
     run,
     step,
 )
@@ -23,6 +26,8 @@ from neurocompile.semantics.inverse import neuron_node
 __all__ = [
     "DEFAULT_DT",
     "PARAM_NAMES",
+    "RESET_KEY",
+    "RESET_RULES",
     "Dynamics",
     "NeuronParams",
     "delay_steps",
@@ -31,6 +36,7 @@ __all__ = [
     "graph_dt",
     "neuron_node",
     "per_step",
+    "reset_rule",
     "run",
     "step",
 ]

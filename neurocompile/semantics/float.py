@@ -5,7 +5,8 @@ Per step, for a neuron population with input I[t] (the sum of its incoming edges
     u[t] = u[t-1] * (1 - du) + gain * I[t]      # synaptic current
     v[t] = v[t-1] * (1 - dv) + u[t] + bias      # membrane
     s[t] = v[t] > v_th                          # spike (spiking neurons only)
-    v[t] = 0 where s[t]                         # reset to zero
+    v[t] = 0 where s[t]                         # reset "zero" (the default), or
+    v[t] = v[t] - v_th where s[t]               # reset "subtract"
 
 Forward-Euler discretisation with step dt of NIR's equations gives (all elementwise):
 
@@ -22,6 +23,11 @@ float64 tensors (their time constants stay differentiable) and get the same valu
 reference simulator, ADMM's forward pass, the Lyapunov and noise analyses of LNP). Parameters
 are computed in float64 in the order written above; a simulation in float32 casts the results
 once (`NeuronParams.prepare`). Delay nodes shift by round(delay / dt) steps (at least one).
+
+The reset rule is node metadata, read by `reset_rule` only: ``node.metadata["reset"]`` is
+"zero" (also when absent) or "subtract". NIR itself has only ``v_reset``, a value to reset to,
+which must be 0 here; the subtractive rule (Sinabs' MembraneSubtract, Rockpool, snnTorch's
+"subtract") has no NIR field, so an import profile or the user records it in this key.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
 }
 TAU_NAMES = ("tau", "tau_syn", "tau_mem")
 SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
+RESET_KEY = "reset"                  # node metadata key holding the reset rule
+RESET_RULES = ("zero", "subtract")   # v = 0 / v = v - v_th where the neuron spiked
 
 
 def graph_dt(graph: nir.NIRGraph, dt: float | None = None) -> float:
@@ -111,6 +119,7 @@ class NeuronParams:
     gain: np.ndarray
     bias: np.ndarray
     v_threshold: np.ndarray | None  # None: non-spiking (LI, CubaLI); v is the output
+    reset: str = "zero"  # one of RESET_RULES
 
     @property
     def spiking(self) -> bool:
@@ -129,12 +138,30 @@ def _f64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _check_reset(name: str, node) -> None:
+def reset_rule(name: str, node: nir.NIRNode) -> str:
+    """The reset rule of a neuron node: metadata 'reset' ("zero" when absent), checked.
+
+    The one reader of the key. NIR's v_reset must be 0 under either rule (a reset to another
+    value has no implementation here); non-spiking kinds accept only "zero".
+    """
     v_reset = getattr(node, "v_reset", None)
     if v_reset is not None and np.any(_f64(v_reset) != 0):
         raise UnsupportedError(
-            f"node {name!r}: v_reset must be 0 (the semantics reset to zero), "
-            f"got values in [{np.min(v_reset)}, {np.max(v_reset)}]")
+            f"node {name!r}: v_reset must be 0 (the semantics reset to zero or subtract the "
+            f"threshold), got values in [{np.min(v_reset)}, {np.max(v_reset)}]")
+    rule = (getattr(node, "metadata", None) or {}).get(RESET_KEY, "zero")
+    if isinstance(rule, bytes):
+        rule = rule.decode()
+    if isinstance(rule, np.ndarray) and rule.size == 1:
+        rule = rule.reshape(-1)[0]
+        rule = rule.decode() if isinstance(rule, bytes) else str(rule)
+    if rule not in RESET_RULES:
+        raise UnsupportedError(f"node {name!r}: metadata {RESET_KEY!r} must be one of "
+                               f"{', '.join(RESET_RULES)}, got {rule!r}")
+    if rule != "zero" and type(node).__name__ not in SPIKING_KINDS:
+        raise UnsupportedError(f"node {name!r}: {type(node).__name__} does not spike; its "
+                               f"metadata {RESET_KEY!r} must be 'zero' or absent, got {rule!r}")
+    return str(rule)
 
 
 def _check_stable(name: str, param: str, tau: np.ndarray, dt: float) -> None:
@@ -152,7 +179,7 @@ def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
     kind = type(node).__name__
     if kind not in PARAM_NAMES:
         raise UnsupportedError(f"node {name!r}: {kind} is not a neuron node")
-    _check_reset(name, node)
+    reset = reset_rule(name, node)
     params = {p: _f64(getattr(node, p)) for p in PARAM_NAMES[kind]}
     for p in TAU_NAMES:
         if p in params:
@@ -161,7 +188,7 @@ def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
     shape = np.broadcast_shapes(*(np.shape(a) for a in (du, dv, gain, bias)))
     full = [np.broadcast_to(a, shape).astype(np.float64) for a in (du, dv, gain, bias)]
     vth = None if vth is None else np.broadcast_to(vth, shape).astype(np.float64)
-    return NeuronParams(*full, vth)
+    return NeuronParams(*full, vth, reset)
 
 
 def delay_steps(name: str, node: nir.Delay, dt: float) -> np.ndarray:
@@ -193,6 +220,7 @@ class Dynamics:
         self.unit_gain = bool(np.all(p.gain == 1))
         self.no_current = bool(np.all(self.keep_u == 0))
         self.no_bias = bool(np.all(p.bias == 0))
+        self.subtract = p.reset == "subtract"
 
     @property
     def spiking(self) -> bool:
@@ -236,7 +264,10 @@ def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
             return out
         return v.copy()
     spikes = np.greater(v, d.v_threshold, out=out)
-    np.copyto(v, 0, where=spikes)
+    if d.subtract:
+        np.subtract(v, np.broadcast_to(d.v_threshold, v.shape), out=v, where=spikes)
+    else:
+        np.copyto(v, 0, where=spikes)
     return spikes
 
 

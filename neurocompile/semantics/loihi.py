@@ -9,6 +9,8 @@ holds int32. Per step:
             u = int32(u + int32(a << 6));  u -= 2^24 if u > 2^23;  u += 2^24 if u <= -2^23
             v = int32(sign(v*(4096-dv)) * (|v*(4096-dv)| >> 12)) + u + (bias_mant << bias_exp)
             v = clip(v, -2^23 + 1, 2^23 - 1);  s = v > (vth << 6);  v = 0 where s
+            (reset "subtract", float.reset_rule: v = v - (vth << 6) where s; Lava has no such
+            model, the Lava target supplies one with this arithmetic)
 
 A graph in this format has graph.metadata["quantization"] == "loihi"; each synapse is one
 Affine/Linear (zero bias) whose weights are integer mantissas, with metadata
@@ -29,6 +31,7 @@ import numpy as np
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir import weights
 from neurocompile.ir.graph import NEURON_TYPES, predecessors, quantization_scheme
+from neurocompile.semantics.float import reset_rule
 
 # -- the format (Lava lava-nc 0.10.0, lava/proc/lif/models.py AbstractPyLifModelFixed and
 #    PyLifModelBitAcc; lava/proc/dense/models.py) ---------------------------------------------
@@ -119,6 +122,7 @@ class LoihiNeuron:
     bias_exp: np.ndarray
     state_scale: float  # integer units per float unit of u and v
     bias: np.ndarray  # bias_mant << bias_exp, as Lava adds it (int64)
+    reset: str = "zero"  # float.RESET_RULES
 
     @property
     def size(self) -> int:
@@ -161,7 +165,8 @@ def read_neuron(name: str, node: nir.NIRNode) -> LoihiNeuron:
     if not (np.isfinite(scale) and scale > 0):
         raise UnsupportedError(f"node {name!r}: metadata 'loihi.state_scale' must be a number "
                                f"> 0, got {(node.metadata or {}).get('loihi.state_scale')!r}")
-    return LoihiNeuron(du, dv, vth, mant, exp, scale, wrap_int32(shift(mant, exp)))
+    return LoihiNeuron(du, dv, vth, mant, exp, scale, wrap_int32(shift(mant, exp)),
+                       reset_rule(name, node))
 
 
 def read_synapse(name: str, node: nir.NIRNode, source: str, target: str) -> LoihiSynapse:
@@ -260,6 +265,7 @@ def step(p: LoihiNeuron, u: np.ndarray, v: np.ndarray, a: np.ndarray
     v = np.clip(v, -MAX_UV + 1, MAX_UV - 1)
     if p.vth is None:
         return u, v, v
-    s = v > (p.vth << VTH_SHIFT)
-    v = np.where(s, 0, v)
+    vth = p.vth << VTH_SHIFT
+    s = v > vth
+    v = np.where(s, v - vth, v) if p.reset == "subtract" else np.where(s, 0, v)
     return u, v, s

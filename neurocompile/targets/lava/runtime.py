@@ -32,6 +32,69 @@ from neurocompile.targets.lava.lowering import LavaPlan, lower, replay
 from neurocompile.targets.lava.target import write_result
 
 _RECORDERS: dict[str, type] = {}
+_NEURONS: dict[str, type] = {}
+
+
+def _neuron_models() -> dict[str, type]:
+    """What Lava 0.10 lacks for the contract, defined on first use (this module imports without
+    lava): LIF models with the subtractive reset, and a process that sends a constant current.
+
+    SubtractLifFloat/SubtractLifBitAcc are Lava's PyLifModelFloat/PyLifModelBitAcc with
+    `reset_voltage` v -= vth (float) or v -= vth << 6 (bit-accurate), the reset "subtract" of
+    neurocompile.semantics; they are chosen per LIF instance. ConstantCurrent sends `value` to
+    a LIF's a_in every step (no delay): an Affine bias before a population whose current
+    persists (du < 1), which the reference adds to u every step.
+    """
+    if _NEURONS:
+        return _NEURONS
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import OutPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.process.variable import Var
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+    from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
+    from lava.proc.lif.process import LIF
+
+    @implements(proc=LIF, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt")
+    class SubtractLifFloat(PyLifModelFloat):
+        def reset_voltage(self, spike_vector: np.ndarray) -> None:
+            self.v[spike_vector] -= self.vth
+
+    @implements(proc=LIF, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("bit_accurate_loihi", "fixed_pt")
+    class SubtractLifBitAcc(PyLifModelBitAcc):
+        def reset_voltage(self, spike_vector: np.ndarray) -> None:
+            self.v[spike_vector] -= self.effective_vth
+
+    class ConstantCurrent(AbstractProcess):
+        """Sends `value` (n,) from a_out every step."""
+
+        def __init__(self, *, value: np.ndarray) -> None:
+            super().__init__(value=value)
+            self.value = Var(shape=value.shape, init=value)
+            self.a_out = OutPort(shape=value.shape)
+
+    @implements(proc=ConstantCurrent, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt", "fixed_pt")
+    class PyConstantCurrentModel(PyLoihiProcessModel):
+        a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+        value: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def run_spk(self) -> None:
+            self.a_out.send(self.value)
+
+    _NEURONS.update(SubtractLifFloat=SubtractLifFloat, SubtractLifBitAcc=SubtractLifBitAcc,
+                    ConstantCurrent=ConstantCurrent,
+                    models={ConstantCurrent: PyConstantCurrentModel})
+    return _NEURONS
 
 
 def _recorders() -> dict[str, type]:
@@ -129,6 +192,7 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
     fixed = plan.fixed_point
     total = steps * batch
     sources, lifs, conns, sinks, monitors = {}, {}, [], {}, {}
+    special = {}  # process instance -> the model it must run (reset rule, constant current)
     graded = {}
     for name in plan.inputs:
         x = data[name].reshape(steps, batch, -1)
@@ -149,6 +213,14 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
             lif = LIF(shape=(pop.size,), du=float(pop.du), dv=float(pop.dv), vth=vth,
                       bias_mant=pop.bias.astype(np.float64), name=name)
         lifs[name] = lif
+        if pop.reset == "subtract" or pop.current is not None:
+            models = _neuron_models()
+        if pop.reset == "subtract":
+            special[lif] = models["SubtractLifBitAcc" if fixed else "SubtractLifFloat"]
+        if pop.current is not None:
+            cur = models["ConstantCurrent"](value=np.asarray(pop.current, np.float64))
+            cur.a_out.connect(lif.a_in)
+            special[cur] = models["models"][models["ConstantCurrent"]]
     for i, syn in enumerate(plan.synapses):
         use_sparse = sparse == "sparse" or (sparse == "auto" and syn.process == "Sparse")
         kwargs = {"num_message_bits": 24 if graded.get(syn.source) else 0,
@@ -178,7 +250,7 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
                                      path=f"{rec_dir}/{var}{i}.npy")
             mon.ref.connect_var(getattr(lifs[name], var))
             monitors[(name, var)] = mon
-    return sources, lifs, conns, sinks, monitors
+    return sources, lifs, conns, sinks, monitors, special
 
 
 def run_plan(plan: LavaPlan, inputs: dict[str, np.ndarray], steps: int | None = None, *,
@@ -207,12 +279,13 @@ def _run(plan: LavaPlan, data, steps: int, batch: int, sparse: str, probe: tuple
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    sources, lifs, conns, sinks, monitors = _build(plan, data, steps, batch, sparse, probe,
-                                                   rec_dir)
+    sources, lifs, conns, sinks, monitors, special = _build(plan, data, steps, batch, sparse,
+                                                            probe, rec_dir)
     t_build = time.perf_counter()
     models = _recorders()["models"]
     exceptions = dict(models)  # keyed by class (run config) and by instance (compiler)
     exceptions.update({p: models[type(p)] for p in [*sinks.values(), *monitors.values()]})
+    exceptions.update(special)
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if plan.fixed_point else "floating_pt",
                        exception_proc_model_map=exceptions)
     runner = next(iter(lifs.values()))

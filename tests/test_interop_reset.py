@@ -1,0 +1,143 @@
+"""The subtractive reset rule (node metadata "reset": "subtract") on every backend that runs it.
+
+The torch models, the reference (float and fixed point) and Lava (float and bit-accurate fixed
+point, through the runtime's own LIF models) give the same spikes as the one NumPy step; each
+comparison also checks that the zero-reset run differs, so a backend that ignored the rule fails.
+An Affine bias before a CubaLIF runs on Lava float as a constant current into u.
+"""
+
+from __future__ import annotations
+
+import nir
+import numpy as np
+import pytest
+import torch
+from test_lava_helpers import cuba_lif, dyadic, ensure_lava_env, graph, recurrent, spikes
+
+from neurocompile.models.neurons import LIF as TorchLIF
+from neurocompile.passes.quantize import quantize_loihi
+from neurocompile.semantics import RESET_KEY
+from neurocompile.targets import get_target
+from neurocompile.targets.lava import lower
+from neurocompile.targets.reference import simulate
+
+
+def with_reset(g: nir.NIRGraph, rule: str) -> nir.NIRGraph:
+    """The same graph with every spiking neuron's reset rule set to `rule`."""
+    for node in g.nodes.values():
+        if isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF)):
+            node.metadata = {**(node.metadata or {}), RESET_KEY: rule}
+    return g
+
+
+def cuba_bias_net(rng) -> nir.NIRGraph:
+    """Input -> Affine (bias) -> CubaLIF (du = 0.25) with a recurrent Linear -> Output."""
+    return graph(
+        {"input": nir.Input(np.array([6])),
+         "fc1": nir.Affine(dyadic(rng, (8, 6)), dyadic(rng, (8,), lo=-4, hi=8)),
+         "cuba": cuba_lif(8, vth=0.5),
+         "rec": nir.Linear(dyadic(rng, (8, 8), lo=-16, hi=16)),
+         "output": nir.Output(np.array([8]))},
+        [("input", "fc1"), ("fc1", "cuba"), ("cuba", "rec"), ("rec", "cuba"),
+         ("cuba", "output")])
+
+
+def test_torch_layer_equals_reference_with_subtractive_reset():
+    rng = np.random.default_rng(0)
+    w = dyadic(rng, (5, 4))
+    g = with_reset(graph(
+        {"input": nir.Input(np.array([4])), "fc": nir.Linear(w),
+         "lif": nir.LIF(tau=np.full(5, 4e-3), r=np.full(5, 4.0), v_leak=np.zeros(5),
+                        v_threshold=np.full(5, 0.5)),
+         "output": nir.Output(np.array([5]))},
+        [("input", "fc"), ("fc", "lif"), ("lif", "output")]), "subtract")
+    x = spikes(rng, 3, 40, (4,), rate=0.5)
+    ref = simulate(g, {"input": x}).outputs["output"]
+    layer = TorchLIF(5, dt=1e-3, tau=4e-3, r=4.0, v_threshold=0.5, reset="subtract")
+    cur = np.concatenate([np.zeros((3, 1, 4)), x[:, :-1]], 1) @ w.T  # one step per connection
+    out, _ = layer(torch.from_numpy(cur))
+    assert ref.sum() > 20
+    np.testing.assert_array_equal(out.numpy(), ref)
+    zero, _ = TorchLIF(5, dt=1e-3, tau=4e-3, r=4.0, v_threshold=0.5)(torch.from_numpy(cur))
+    assert not np.array_equal(zero.numpy(), ref)
+
+
+def test_lowering_records_the_rule_and_the_current_bias():
+    rng = np.random.default_rng(1)
+    plan = lower(with_reset(cuba_bias_net(rng), "subtract"))
+    pop = plan.summary()["populations"]["cuba"]
+    assert pop["reset"] == "subtract" and pop["current_bias"] is True
+    assert plan.populations["cuba"].bias.tolist() == [0.0] * 8  # not folded into v
+
+
+# -- Lava (needs the Lava environment) --------------------------------------------------------
+lava = pytest.mark.skipif(ensure_lava_env() is None, reason="no Lava interpreter: set "
+                          "NEUROCOMPILE_LAVA_PYTHON or run `make lava-venv`")
+
+
+def _no_if_bias(g: nir.NIRGraph) -> nir.NIRGraph:
+    """The Loihi scheme has no bias for IF: the Affine before it becomes a Linear."""
+    g.nodes["fc2"] = nir.Linear(g.nodes["fc2"].weight)
+    return g
+
+
+def _lava(g, x, **options):
+    target = get_target("lava")
+    return target.run(target.compile(g, options), x)
+
+
+@lava
+@pytest.mark.lava
+def test_lava_float_and_fixed_point_follow_the_subtractive_reset():
+    rng = np.random.default_rng(2)
+    g = with_reset(recurrent(rng), "subtract")
+    x = {"input": spikes(rng, 2, 40, (10,), rate=0.4)}
+    ref = simulate(g, x)
+    zero = simulate(with_reset(recurrent(np.random.default_rng(2)), "zero"), x)
+    assert ref.outputs["output"].sum() > 10
+    assert not np.array_equal(ref.outputs["output"], zero.outputs["output"])
+    res = _lava(g, x)
+    np.testing.assert_array_equal(res.outputs["output"], ref.outputs["output"])
+    assert res.counters_dict() == ref.counters_dict()
+
+    q, _ = quantize_loihi(_no_if_bias(g))
+    assert q.nodes["lif1"].metadata[RESET_KEY] == "subtract"  # quantization keeps the rule
+    ref_q = simulate(q, x, fixed_point=True)
+    qz, _ = quantize_loihi(_no_if_bias(with_reset(recurrent(np.random.default_rng(2)), "zero")))
+    zero_q = simulate(qz, x, fixed_point=True)
+    assert ref_q.counters["lif1"].spikes > 20
+    assert not np.array_equal(ref_q.outputs["output"], zero_q.outputs["output"])
+    res_q = _lava(q, x, fixed_point=True)
+    np.testing.assert_array_equal(res_q.outputs["output"], ref_q.outputs["output"])
+    assert res_q.counters_dict() == ref_q.counters_dict()
+
+
+@lava
+@pytest.mark.lava
+@pytest.mark.parametrize("rule", ["zero", "subtract"])
+def test_lava_float_runs_a_bias_before_a_cubalif_exactly(rule):
+    rng = np.random.default_rng(3)
+    g = with_reset(cuba_bias_net(rng), rule)
+    x = {"input": spikes(rng, 2, 40, (6,), rate=0.3)}
+    ref = simulate(g, x)
+    nobias = cuba_bias_net(np.random.default_rng(3))
+    nobias.nodes["fc1"] = nir.Linear(nobias.nodes["fc1"].weight)
+    assert not np.array_equal(simulate(with_reset(nobias, rule), x).outputs["output"],
+                              ref.outputs["output"])  # the bias matters
+    res = _lava(g, x)
+    assert ref.outputs["output"].sum() > 10
+    np.testing.assert_array_equal(res.outputs["output"], ref.outputs["output"])
+
+
+def test_loihi2_mapping_names_the_custom_neuron_program():
+    from neurocompile.targets.loihi2.mapping import map_resources
+
+    rng = np.random.default_rng(4)
+    plain = map_resources(lower(recurrent(rng)))["populations"]
+    sub = map_resources(lower(with_reset(recurrent(np.random.default_rng(4)), "subtract")))
+    bias = map_resources(lower(cuba_bias_net(rng)))["populations"]
+    assert plain["lif1"]["neuron_program"] == "lif" and plain["lif1"]["reset"] == "zero"
+    assert sub["populations"]["lif1"]["neuron_program"] == "custom"
+    assert sub["populations"]["lif1"]["reset"] == "subtract"
+    assert bias["cuba"]["neuron_program"] == "custom"
+    assert sub["populations"]["lif1"]["cores"] == plain["lif1"]["cores"]
