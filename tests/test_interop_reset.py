@@ -14,9 +14,10 @@ import pytest
 import torch
 from test_lava_helpers import cuba_lif, dyadic, ensure_lava_env, graph, recurrent, spikes
 
+from neurocompile.errors import UnsupportedError
 from neurocompile.models.neurons import LIF as TorchLIF
 from neurocompile.passes.quantize import quantize_loihi
-from neurocompile.semantics import RESET_KEY
+from neurocompile.semantics import RESET_KEY, SPIKES_KEY
 from neurocompile.targets import get_target
 from neurocompile.targets.lava import lower
 from neurocompile.targets.reference import simulate
@@ -60,6 +61,52 @@ def test_torch_layer_equals_reference_with_subtractive_reset():
     np.testing.assert_array_equal(out.numpy(), ref)
     zero, _ = TorchLIF(5, dt=1e-3, tau=4e-3, r=4.0, v_threshold=0.5)(torch.from_numpy(cur))
     assert not np.array_equal(zero.numpy(), ref)
+
+
+def multi_net(rng, reset: str = "subtract") -> nir.NIRGraph:
+    """Input -> Linear -> IF (graded spikes) -> Linear -> LIF (graded) -> Output."""
+    g = graph(
+        {"input": nir.Input(np.array([6])),
+         "fc1": nir.Linear(dyadic(rng, (8, 6), lo=0, hi=160)),
+         "if1": nir.IF(r=np.ones(8), v_threshold=np.full(8, 0.75)),
+         "fc2": nir.Linear(dyadic(rng, (4, 8), lo=-16, hi=48)),
+         "lif2": nir.LIF(tau=np.full(4, 2e-3), r=np.full(4, 2.0), v_leak=np.zeros(4),
+                         v_threshold=np.full(4, 0.5)),
+         "output": nir.Output(np.array([4]))},
+        [("input", "fc1"), ("fc1", "if1"), ("if1", "fc2"), ("fc2", "lif2"), ("lif2", "output")])
+    for name in ("if1", "lif2"):
+        g.nodes[name].metadata = {RESET_KEY: reset, SPIKES_KEY: "multi"}
+    return g
+
+
+def test_graded_spikes_count_threshold_multiples_and_subtract_them():
+    node = nir.IF(r=np.ones(1), v_threshold=np.ones(1))
+    node.metadata = {RESET_KEY: "subtract", SPIKES_KEY: "multi"}
+    g = graph({"input": nir.Input(np.array([1])), "fc": nir.Linear(np.ones((1, 1))), "n": node,
+               "output": nir.Output(np.array([1]))},
+              [("input", "fc"), ("fc", "n"), ("n", "output")])
+    x = np.array([2.5, 0.0, 1.0, 0.25, 3.0])[None, :, None]
+    out = simulate(g, {"input": x}).outputs["output"][0, :, 0]
+    # one step late: v = 2.5 -> 2 spikes, 0.5; 0.5; 1.5 -> 1, 0.5; 0.75; 3.75 -> 3, 0.75
+    assert out.tolist() == [0.0, 2.0, 0.0, 1.0, 0.0]
+    zero = dict(node.metadata, **{RESET_KEY: "zero"})
+    g.nodes["n"] = nir.IF(r=np.ones(1), v_threshold=np.ones(1))
+    g.nodes["n"].metadata = zero
+    assert simulate(g, {"input": x}).outputs["output"][0, :, 0].tolist() == \
+        [0.0, 2.0, 0.0, 1.0, 0.0]  # v = 2.5 -> 0; 0; 1.0 -> 1 (v > 0, floor 1)
+    single = nir.IF(r=np.ones(1), v_threshold=np.ones(1))
+    single.metadata = {RESET_KEY: "subtract"}
+    g.nodes["n"] = single
+    assert simulate(g, {"input": x}).outputs["output"][0, :, 0].tolist() != out.tolist()
+
+
+def test_graded_spikes_are_refused_in_fixed_point_naming_the_sinabs_option():
+    from neurocompile.semantics import loihi
+
+    node = nir.IF(r=np.ones(2), v_threshold=np.ones(2))
+    node.metadata = {SPIKES_KEY: "multi"}
+    with pytest.raises(UnsupportedError, match="node 'n'.*spike_fn=SingleSpike"):
+        loihi.read_neuron("n", node)
 
 
 def test_lowering_records_the_rule_and_the_current_bias():
@@ -110,6 +157,21 @@ def test_lava_float_and_fixed_point_follow_the_subtractive_reset():
     res_q = _lava(q, x, fixed_point=True)
     np.testing.assert_array_equal(res_q.outputs["output"], ref_q.outputs["output"])
     assert res_q.counters_dict() == ref_q.counters_dict()
+
+
+@lava
+@pytest.mark.lava
+@pytest.mark.parametrize("reset", ["zero", "subtract"])
+def test_lava_float_sends_graded_spikes_like_the_reference(reset):
+    rng = np.random.default_rng(5)
+    g = multi_net(rng, reset)
+    x = {"input": spikes(rng, 2, 30, (6,), rate=0.5)}
+    ref = simulate(g, x)
+    lif2 = ref.outputs["output"]
+    assert lif2.sum() > 10 and lif2.max() >= 2  # graded: more than one spike in a step
+    res = _lava(g, x)
+    np.testing.assert_array_equal(res.outputs["output"], lif2)
+    assert res.counters_dict() == ref.counters_dict()
 
 
 @lava

@@ -10,6 +10,8 @@ from neurocompile.semantics.float import (
     PARAM_NAMES,
     RESET_KEY,
     RESET_RULES,
+    SPIKE_RULES,
+    SPIKES_KEY,
     Dynamics,
     NeuronParams,
     delay_steps,
@@ -19,6 +21,7 @@ from neurocompile.semantics.float import (
     per_step,
     reset_rule,
     run,
+    spike_rule,
     step,
 )
 from neurocompile.semantics.inverse import neuron_node
@@ -28,6 +31,8 @@ __all__ = [
     "PARAM_NAMES",
     "RESET_KEY",
     "RESET_RULES",
+    "SPIKES_KEY",
+    "SPIKE_RULES",
     "Dynamics",
     "NeuronParams",
     "delay_steps",
@@ -38,5 +43,6 @@ __all__ = [
     "per_step",
     "reset_rule",
     "run",
+    "spike_rule",
     "step",
 ]

@@ -28,6 +28,9 @@ The reset rule is node metadata, read by `reset_rule` only: ``node.metadata["res
 "zero" (also when absent) or "subtract". NIR itself has only ``v_reset``, a value to reset to,
 which must be 0 here; the subtractive rule (Sinabs' MembraneSubtract, Rockpool, snnTorch's
 "subtract") has no NIR field, so an import profile or the user records it in this key.
+Likewise ``node.metadata["spikes"]``, read by `spike_rule` only: "single" (absent) or "multi",
+graded spikes as Sinabs' MultiSpike and Rockpool emit them: s = floor(v / v_th) where v > 0
+(so v = v_th gives one spike, as there), the reset applied s times (subtract s * v_th).
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ TAU_NAMES = ("tau", "tau_syn", "tau_mem")
 SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
 RESET_KEY = "reset"                  # node metadata key holding the reset rule
 RESET_RULES = ("zero", "subtract")   # v = 0 / v = v - v_th where the neuron spiked
+SPIKES_KEY = "spikes"                # node metadata key holding the spike rule
+SPIKE_RULES = ("single", "multi")    # s = v > v_th / s = floor(v / v_th) where v > 0 (graded)
 
 
 def graph_dt(graph: nir.NIRGraph, dt: float | None = None) -> float:
@@ -120,6 +125,7 @@ class NeuronParams:
     bias: np.ndarray
     v_threshold: np.ndarray | None  # None: non-spiking (LI, CubaLI); v is the output
     reset: str = "zero"  # one of RESET_RULES
+    spikes: str = "single"  # one of SPIKE_RULES
 
     @property
     def spiking(self) -> bool:
@@ -149,12 +155,7 @@ def reset_rule(name: str, node: nir.NIRNode) -> str:
         raise UnsupportedError(
             f"node {name!r}: v_reset must be 0 (the semantics reset to zero or subtract the "
             f"threshold), got values in [{np.min(v_reset)}, {np.max(v_reset)}]")
-    rule = (getattr(node, "metadata", None) or {}).get(RESET_KEY, "zero")
-    if isinstance(rule, bytes):
-        rule = rule.decode()
-    if isinstance(rule, np.ndarray) and rule.size == 1:
-        rule = rule.reshape(-1)[0]
-        rule = rule.decode() if isinstance(rule, bytes) else str(rule)
+    rule = _meta_str((getattr(node, "metadata", None) or {}).get(RESET_KEY, "zero"))
     if rule not in RESET_RULES:
         raise UnsupportedError(f"node {name!r}: metadata {RESET_KEY!r} must be one of "
                                f"{', '.join(RESET_RULES)}, got {rule!r}")
@@ -162,6 +163,27 @@ def reset_rule(name: str, node: nir.NIRNode) -> str:
         raise UnsupportedError(f"node {name!r}: {type(node).__name__} does not spike; its "
                                f"metadata {RESET_KEY!r} must be 'zero' or absent, got {rule!r}")
     return str(rule)
+
+
+def spike_rule(name: str, node: nir.NIRNode) -> str:
+    """The spike rule of a neuron node: metadata 'spikes' ("single" when absent), checked."""
+    rule = _meta_str((getattr(node, "metadata", None) or {}).get(SPIKES_KEY, "single"))
+    if rule not in SPIKE_RULES:
+        raise UnsupportedError(f"node {name!r}: metadata {SPIKES_KEY!r} must be one of "
+                               f"{', '.join(SPIKE_RULES)}, got {rule!r}")
+    if rule != "single" and type(node).__name__ not in SPIKING_KINDS:
+        raise UnsupportedError(f"node {name!r}: {type(node).__name__} does not spike; its "
+                               f"metadata {SPIKES_KEY!r} must be 'single' or absent")
+    return rule
+
+
+def _meta_str(value: Any) -> Any:
+    """A metadata string as read back from HDF5 (str, bytes or a one-element array)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        value = value.decode()
+    return str(value) if isinstance(value, np.str_) else value
 
 
 def _check_stable(name: str, param: str, tau: np.ndarray, dt: float) -> None:
@@ -179,7 +201,7 @@ def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
     kind = type(node).__name__
     if kind not in PARAM_NAMES:
         raise UnsupportedError(f"node {name!r}: {kind} is not a neuron node")
-    reset = reset_rule(name, node)
+    reset, spikes = reset_rule(name, node), spike_rule(name, node)
     params = {p: _f64(getattr(node, p)) for p in PARAM_NAMES[kind]}
     for p in TAU_NAMES:
         if p in params:
@@ -188,7 +210,7 @@ def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
     shape = np.broadcast_shapes(*(np.shape(a) for a in (du, dv, gain, bias)))
     full = [np.broadcast_to(a, shape).astype(np.float64) for a in (du, dv, gain, bias)]
     vth = None if vth is None else np.broadcast_to(vth, shape).astype(np.float64)
-    return NeuronParams(*full, vth, reset)
+    return NeuronParams(*full, vth, reset, spikes)
 
 
 def delay_steps(name: str, node: nir.Delay, dt: float) -> np.ndarray:
@@ -221,10 +243,16 @@ class Dynamics:
         self.no_current = bool(np.all(self.keep_u == 0))
         self.no_bias = bool(np.all(p.bias == 0))
         self.subtract = p.reset == "subtract"
+        self.multi = p.spikes == "multi"
 
     @property
     def spiking(self) -> bool:
         return self.v_threshold is not None
+
+    @property
+    def out_dtype(self) -> np.dtype:
+        """What `step` returns: bool spikes, or spike counts / membranes in self.dtype."""
+        return np.dtype(bool) if self.spiking and not self.multi else self.dtype
 
     def state(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(u, v), all zero: the state before step 0, (batch, *shape)."""
@@ -239,8 +267,8 @@ class Dynamics:
 def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
          gained: bool = False, out: np.ndarray | None = None,
          pre_reset: np.ndarray | None = None) -> np.ndarray:
-    """Advance (u, v) one step in place on input i_t; returns the spikes (bool) or, for a
-    non-spiking population, v.
+    """Advance (u, v) one step in place on input i_t; returns the spikes (bool; spike counts
+    for the "multi" rule) or, for a non-spiking population, v.
 
     gained: i_t is already gain * I (see Dynamics.gained). out: where to write the spikes.
     pre_reset: where to copy v before the reset (the membrane the threshold saw).
@@ -263,6 +291,16 @@ def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
             out[...] = v
             return out
         return v.copy()
+    if d.multi:  # graded: floor(v / v_th) spikes where v > 0, the reset applied that often
+        counts = np.where(v > 0, np.floor(v / d.v_threshold), 0).astype(d.dtype)
+        if d.subtract:
+            np.subtract(v, counts * d.v_threshold, out=v)
+        else:
+            np.copyto(v, 0, where=counts > 0)
+        if out is not None:
+            out[...] = counts
+            return out
+        return counts
     spikes = np.greater(v, d.v_threshold, out=out)
     if d.subtract:
         np.subtract(v, np.broadcast_to(d.v_threshold, v.shape), out=v, where=spikes)
@@ -278,7 +316,7 @@ def run(d: Dynamics, inputs: np.ndarray, *, state: tuple[np.ndarray, np.ndarray]
     step (after the reset, as Lava reports them)."""
     u, v = d.state(inputs.shape[1]) if state is None else state
     scaled = d.gained(inputs)
-    out = np.empty(inputs.shape, bool if d.spiking else d.dtype)
+    out = np.empty(inputs.shape, d.out_dtype)
     for t in range(inputs.shape[0]):
         step(d, u, v, scaled[t], gained=True, out=out[t])
         if trace is not None:

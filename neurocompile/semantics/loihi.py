@@ -31,7 +31,7 @@ import numpy as np
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir import weights
 from neurocompile.ir.graph import NEURON_TYPES, predecessors, quantization_scheme
-from neurocompile.semantics.float import reset_rule
+from neurocompile.semantics.float import reset_rule, spike_rule
 
 # -- the format (Lava lava-nc 0.10.0, lava/proc/lif/models.py AbstractPyLifModelFixed and
 #    PyLifModelBitAcc; lava/proc/dense/models.py) ---------------------------------------------
@@ -152,6 +152,10 @@ def read_neuron(name: str, node: nir.NIRNode) -> LoihiNeuron:
     """The integer parameters of one neuron node, each checked against the format."""
     n = int(np.prod(np.asarray(node.output_type["output"]).reshape(-1)))
     spiking = isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF))
+    if spike_rule(name, node) != "single":
+        raise UnsupportedError(f"node {name!r}: graded spikes (metadata 'spikes' = 'multi') "
+                               "have no fixed-point implementation here; run in float, or "
+                               "train with one spike per step (Sinabs: spike_fn=SingleSpike)")
     du = _meta_ints(name, node, "loihi.du", 0, DU_MAX)
     dv = _meta_ints(name, node, "loihi.dv", 0, DV_MAX)
     vth = _meta_ints(name, node, "loihi.vth", 0, VTH_MAX) if spiking else None

@@ -24,7 +24,8 @@ Lowering (docs/lava.md has the full table):
   gain * bias to u each step (float only; the Loihi scheme keeps no current bias).
 * The reset rule (`neurocompile.semantics.reset_rule`): "zero" runs Lava's own LIF models;
   "subtract" runs the runtime's LIF models whose reset is v -= vth (float) or v -= vth << 6
-  (bit-accurate), Lava having none.
+  (bit-accurate), Lava having none. Graded spikes (metadata "spikes": "multi") run in float as
+  a LIF model sending floor(v / vth) where v > 0, over 24-bit graded messages.
 * Input nodes become ``RingBuffer`` spike sources; spiking neurons are recorded by ``RingBuffer``
   sinks; Output nodes (and any stateless node after the last neuron) are evaluated host-side from
   the recorded values within the same step, as the reference simulator does.
@@ -100,6 +101,7 @@ class Population:
     bias_exp: np.ndarray | None = None
     reset: str = "zero"  # semantics.RESET_RULES
     current: np.ndarray | None = None  # constant input to u every step (float), or None
+    spikes: str = "single"  # semantics.SPIKE_RULES ("multi": graded spike counts, float only)
 
     @property
     def size(self) -> int:
@@ -133,7 +135,7 @@ class LavaPlan:
                 p.name: {"kind": p.kind, "process": "LIF", "neurons": p.size,
                          "readout": not p.spiking, "du": float(p.du), "dv": float(p.dv),
                          "vth": None if p.vth is None else float(p.vth), "reset": p.reset,
-                         "current_bias": p.current is not None}
+                         "spikes": p.spikes, "current_bias": p.current is not None}
                 for p in self.populations.values()},
             "synapses": [
                 {"source": s.source, "target": s.target, "process": s.process,
@@ -330,7 +332,7 @@ def _lower_float(name, node, size, dt, contrib, c, folder) -> tuple[Population, 
         syns.append(Synapse(src, name, np.ascontiguousarray(w, dtype=np.float64),
                             tuple(sorted(nodes))))
     return Population(name, type(node).__name__, (), du, dv, vth, bias, None, p.reset,
-                      current), syns
+                      current, p.spikes), syns
 
 
 def _lower_fixed(name: str, kind: str, fixed: loihi.LoihiGraph

@@ -37,11 +37,12 @@ _NEURONS: dict[str, type] = {}
 
 def _neuron_models() -> dict[str, type]:
     """What Lava 0.10 lacks for the contract, defined on first use (this module imports without
-    lava): LIF models with the subtractive reset, and a process that sends a constant current.
+    lava): LIF models with the subtractive reset or graded spikes, and a constant current.
 
-    SubtractLifFloat/SubtractLifBitAcc are Lava's PyLifModelFloat/PyLifModelBitAcc with
-    `reset_voltage` v -= vth (float) or v -= vth << 6 (bit-accurate), the reset "subtract" of
-    neurocompile.semantics; they are chosen per LIF instance. ConstantCurrent sends `value` to
+    The float models (keyed ("float", subtract, multi)) are Lava's PyLifModelFloat with the
+    semantics' rules: spikes floor(v / vth) where v > 0 for "multi", reset v -= s * vth for
+    "subtract"; SubtractLifBitAcc is PyLifModelBitAcc with v -= vth << 6. They are chosen per
+    LIF instance. ConstantCurrent sends `value` to
     a LIF's a_in every step (no delay): an Affine bias before a population whose current
     persists (du < 1), which the reference adds to u every step.
     """
@@ -59,12 +60,35 @@ def _neuron_models() -> dict[str, type]:
     from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
     from lava.proc.lif.process import LIF
 
-    @implements(proc=LIF, protocol=LoihiProtocol)
-    @requires(CPU)
-    @tag("floating_pt")
-    class SubtractLifFloat(PyLifModelFloat):
+    class _RulesFloat(PyLifModelFloat):
+        """Lava's float LIF with the reset rule SUBTRACT and the spike rule MULTI."""
+
+        SUBTRACT = False
+        MULTI = False
+
+        def spiking_activation(self):
+            if not self.MULTI:
+                return self.v > self.vth
+            return np.where(self.v > 0, np.floor(self.v / self.vth), 0.0)
+
         def reset_voltage(self, spike_vector: np.ndarray) -> None:
-            self.v[spike_vector] -= self.vth
+            if self.MULTI and self.SUBTRACT:
+                self.v[:] = self.v - spike_vector * self.vth
+            elif self.MULTI:
+                self.v[spike_vector > 0] = 0
+            elif self.SUBTRACT:
+                self.v[spike_vector] -= self.vth
+            else:
+                self.v[spike_vector] = 0
+
+    def float_model(subtract: bool, multi: bool) -> type:
+        @implements(proc=LIF, protocol=LoihiProtocol)
+        @requires(CPU)
+        @tag("floating_pt")
+        class RulesLifFloat(_RulesFloat):
+            SUBTRACT, MULTI = subtract, multi
+
+        return RulesLifFloat
 
     @implements(proc=LIF, protocol=LoihiProtocol)
     @requires(CPU)
@@ -91,7 +115,9 @@ def _neuron_models() -> dict[str, type]:
         def run_spk(self) -> None:
             self.a_out.send(self.value)
 
-    _NEURONS.update(SubtractLifFloat=SubtractLifFloat, SubtractLifBitAcc=SubtractLifBitAcc,
+    _NEURONS.update({("float", sub, multi): float_model(sub, multi)
+                     for sub in (False, True) for multi in (False, True)})
+    _NEURONS.update(SubtractLifBitAcc=SubtractLifBitAcc,
                     ConstantCurrent=ConstantCurrent,
                     models={ConstantCurrent: PyConstantCurrentModel})
     return _NEURONS
@@ -213,10 +239,13 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
             lif = LIF(shape=(pop.size,), du=float(pop.du), dv=float(pop.dv), vth=vth,
                       bias_mant=pop.bias.astype(np.float64), name=name)
         lifs[name] = lif
-        if pop.reset == "subtract" or pop.current is not None:
+        if pop.reset == "subtract" or pop.spikes == "multi" or pop.current is not None:
             models = _neuron_models()
-        if pop.reset == "subtract":
-            special[lif] = models["SubtractLifBitAcc" if fixed else "SubtractLifFloat"]
+        sub, multi = pop.reset == "subtract", pop.spikes == "multi"
+        if sub or multi:
+            special[lif] = models["SubtractLifBitAcc"] if fixed else \
+                models[("float", sub, multi)]
+        graded[name] = multi
         if pop.current is not None:
             cur = models["ConstantCurrent"](value=np.asarray(pop.current, np.float64))
             cur.a_out.connect(lif.a_in)

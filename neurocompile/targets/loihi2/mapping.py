@@ -13,7 +13,8 @@ hardware description (`neurocompile.targets.hardware.load_hardware("loihi2")`), 
 published source. Input nodes are fed from outside the neuro cores and take none.
 
 Each population also says which neuron program it needs: Lava's LIF ("lif"), or, for the
-subtractive reset or a constant current into u (an Affine bias before a CubaLIF), a custom
+subtractive reset, graded spikes (Loihi 2 sends graded spikes of up to 24 bits) or a constant
+current into u (an Affine bias before a CubaLIF), a custom
 program ("custom"), which Loihi 2's microcoded neuro cores run (Orchard et al. 2021,
 "Efficient Neuromorphic Signal Processing with Loihi 2", Sec. II) where Loihi 1's fixed LIF
 could not. Neither changes the memory or core counts of this model.
@@ -103,7 +104,8 @@ def _pack(name: str, n: int, row_bits: np.ndarray, row_axons: np.ndarray | None,
 
 def neuron_program(pop) -> str:
     """'lif' for Lava's LIF as is, 'custom' where the population needs its own neuron program."""
-    return "custom" if pop.reset != "zero" or pop.current is not None else "lif"
+    custom = pop.reset != "zero" or pop.current is not None or pop.spikes != "single"
+    return "custom" if custom else "lif"
 
 
 def map_resources(plan: LavaPlan, hardware: str | dict[str, Any] = "loihi2", *, chips: int = 1,
