@@ -155,3 +155,22 @@ def test_recurrent_cell_has_no_nir_export():
         warnings.simplefilter("ignore")
         graph = to_nir(net, torch.zeros(1, 5))
     assert any(node is None for node in graph.nodes.values())
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_lava_float_runs_the_norse_profile_like_norse(tmp_path):
+    from test_lava_helpers import ensure_lava_env
+
+    from neurocompile.targets import get_target
+
+    if ensure_lava_env() is None:
+        pytest.skip("no Lava interpreter: set NEUROCOMPILE_LAVA_PYTHON or run `make lava-venv`")
+    net = _net()
+    graph, _ = import_graph(_export(net, tmp_path / "n.nir"), "norse")
+    x = _x()
+    target = get_target("lava")
+    res = target.run(target.compile(graph, {}), {"input": x.swapaxes(0, 1)})
+    ref = _norse_run(net, x)
+    np.testing.assert_array_equal(res.outputs["output"][:, 2:], ref[:, :-2])
+    np.testing.assert_array_equal(res.outputs["output"], _ours(graph, x))

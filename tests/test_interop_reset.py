@@ -135,6 +135,7 @@ def _lava(g, x, **options):
 
 @lava
 @pytest.mark.lava
+@pytest.mark.slow
 def test_lava_float_and_fixed_point_follow_the_subtractive_reset():
     rng = np.random.default_rng(2)
     g = with_reset(recurrent(rng), "subtract")
@@ -161,6 +162,7 @@ def test_lava_float_and_fixed_point_follow_the_subtractive_reset():
 
 @lava
 @pytest.mark.lava
+@pytest.mark.slow
 @pytest.mark.parametrize("reset", ["zero", "subtract"])
 def test_lava_float_sends_graded_spikes_like_the_reference(reset):
     rng = np.random.default_rng(5)
@@ -176,6 +178,7 @@ def test_lava_float_sends_graded_spikes_like_the_reference(reset):
 
 @lava
 @pytest.mark.lava
+@pytest.mark.slow
 @pytest.mark.parametrize("rule", ["zero", "subtract"])
 def test_lava_float_runs_a_bias_before_a_cubalif_exactly(rule):
     rng = np.random.default_rng(3)
