@@ -17,6 +17,7 @@ from neurocompile.errors import UnsupportedError
 from neurocompile.interop import lava_dl, norse, rockpool, sinabs, snntorch
 from neurocompile.interop.common import CONVENTIONS_KEY, LAYOUT_KEY, PROFILE_KEY, copy_graph
 from neurocompile.interop.layout import LAYOUTS, from_btf, layout_warning, squeeze_io, to_btf
+from neurocompile.ir.validate import validate
 
 PROFILES: dict[str, Callable[[nir.NIRGraph, float | None], nir.NIRGraph]] = {
     "snntorch": snntorch.apply,
@@ -81,7 +82,12 @@ def import_graph(graph: nir.NIRGraph, profile: str | None = None, dt: float | No
                  ) -> tuple[nir.NIRGraph, list[str]]:
     """(graph ready to run, warnings): singleton dims tolerated, the profile applied (given, or
     already recorded in the file), or warnings naming the profile the parameters suggest."""
-    graph, notes = squeeze_io(copy_graph(graph))
+    graph, notes = copy_graph(graph), []
+    if validate(graph):  # only a graph that does not validate as written is reshaped
+        try:
+            graph, notes = squeeze_io(graph)
+        except Exception:  # noqa: BLE001 - validation reports what is really wrong
+            notes = []
     warnings = []
     if profile is not None:
         graph = apply_profile(graph, profile, dt)

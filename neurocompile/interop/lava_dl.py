@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import nir
 
+from neurocompile.errors import UnsupportedError
 from neurocompile.interop import common
 
 NAME = "lava-dl"
@@ -21,6 +22,9 @@ LAYOUT = "bft"  # lava-dl tensors are (batch, features, time)
 
 def apply(graph: nir.NIRGraph, dt: float | None) -> nir.NIRGraph:
     """The graph in the contract's terms (see the module docstring); dt is fixed by the format."""
+    if dt is not None and dt != DECAY_DT:
+        raise UnsupportedError(f"lava-dl's decays fix dt = 2^-12 (dt/tau = decay/4096); --dt "
+                               f"{dt:g} would change them: leave --dt out with --from lava-dl")
     out = common.copy_graph(graph)
     for name, node in list(common.neurons(out, nir.CubaLIF, nir.CubaLI)):
         tau_m, tau_s = common.f64(node.tau_mem), common.f64(node.tau_syn)
