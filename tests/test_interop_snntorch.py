@@ -345,3 +345,45 @@ def test_threshold_tie_resolves_differently(tmp_path):
     # dt as the exporter's float32 value makes this mapping exact (0.875 and 8 are dyadic).
     exact, _ = _neurocompile_run(graph, x, dt=float(np.float32(SNNTORCH_DT)))
     assert not exact.any()
+
+
+# ----------------------------------------------------------------------------- (d) the profile
+
+def test_profile_is_suggested_and_supplies_the_exporters_dt(tmp_path):
+    from neurocompile.interop import PROFILE_KEY, import_graph
+
+    net = _net("leaky", "zero")
+    graph = _export(net, tmp_path / "leaky.nir")
+    _, notes = import_graph(graph)
+    assert any("pass --from snntorch" in n for n in notes)
+    profiled, notes = import_graph(graph, "snntorch")
+    assert profiled.metadata[PROFILE_KEY] == "snntorch"
+    assert notes == [next(n for n in notes if "does not export reset_mechanism" in n)]
+    assert profiled.metadata["dt"] == float(np.float32(SNNTORCH_DT))
+    x = _spikes()
+    ref, _ = _snntorch_run(net, x)
+    ours, _ = _neurocompile_run(profiled, x, dt=None)  # no --dt: the profile's
+    np.testing.assert_array_equal(ours[:, 2:], ref[:, :-2])
+    with pytest.raises(UnsupportedError, match="leave --dt out with --from snntorch"):
+        import_graph(graph, "snntorch", dt=1e-3)
+
+
+def test_profile_dt_resolves_the_threshold_tie_as_snntorch(tmp_path):
+    """The profile's dt is the exporter's float32(1e-4): the tie of
+    test_threshold_tie_resolves_differently goes snnTorch's way."""
+    from neurocompile.interop import import_graph
+
+    net = torch.nn.Sequential(
+        torch.nn.Linear(1, 1, bias=False),
+        snn.Leaky(beta=torch.full((1,), 0.875), threshold=torch.ones(1), init_hidden=True,
+                  reset_mechanism="zero", output=True))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = export_nir.export_to_nir(net, torch.zeros(1, 1), ignore_dims=[0])
+    graph, _ = import_graph(exported, "snntorch")
+    x = np.zeros((1, 4, 1), np.float32)
+    x[0, 0, 0] = 1.0
+    ours, _ = _neurocompile_run(graph, x, dt=None)
+    assert not ours.any()

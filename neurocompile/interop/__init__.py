@@ -27,6 +27,7 @@ PROFILES: dict[str, Callable[[nir.NIRGraph, float | None], nir.NIRGraph]] = {
     "rockpool": rockpool.apply,
     "lava-dl": lava_dl.apply,
 }
+NOTES = {"snntorch": snntorch.NOTE, "rockpool": rockpool.NOTE, "lava-dl": lava_dl.NOTE}
 DETECTORS = {"snntorch": snntorch.looks_like, "norse": norse.looks_like,
              "sinabs": sinabs.looks_like, "rockpool": rockpool.looks_like}
 
@@ -90,7 +91,10 @@ def import_graph(graph: nir.NIRGraph, profile: str | None = None, dt: float | No
             notes = []
     warnings = []
     if profile is not None:
+        fresh = applied(graph) is None
         graph = apply_profile(graph, profile, dt)
+        if fresh and profile in NOTES:
+            warnings.append(NOTES[profile])
     elif applied(graph) is None:
         warnings.extend(suspects(graph))
     return graph, notes + warnings

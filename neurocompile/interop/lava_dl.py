@@ -18,6 +18,7 @@ from neurocompile.interop import common
 NAME = "lava-dl"
 DECAY_DT = 2.0 ** -12  # dt/tau = decay / 4096 with tau = 1 / decay
 LAYOUT = "bft"  # lava-dl tensors are (batch, features, time)
+NOTE = "the lava-dl profile follows the NIR project's lava-dl reader; it is not tested against lava-dl"
 
 
 def apply(graph: nir.NIRGraph, dt: float | None) -> nir.NIRGraph:

@@ -21,6 +21,7 @@ from neurocompile.interop import common
 
 NAME = "rockpool"
 LAYOUT = "btf"  # Rockpool evolves (batch, time, channels)
+NOTE = "the rockpool profile follows Rockpool's export code; it is not tested against Rockpool"
 
 
 def dt_from_r(r: np.ndarray, tau: np.ndarray) -> np.ndarray:

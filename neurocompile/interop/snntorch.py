@@ -21,6 +21,9 @@ from neurocompile.interop import common
 NAME = "snntorch"
 EXPORT_DT = float(np.float32(1e-4))  # snntorch/export_nir.py: dt = 1e-4, float32 tensors
 LAYOUT = "tbf"  # snnTorch steps over dim 0 of its data: (time, batch, features)
+NOTE = ("snnTorch does not export reset_mechanism: read as 'zero', exact for "
+        "Leaky(reset_mechanism='zero'); its default 'subtract' and Synaptic/RLeaky 'zero' give "
+        "other spikes (docs/interop.md)")
 
 
 def apply(graph: nir.NIRGraph, dt: float | None) -> nir.NIRGraph:
