@@ -174,3 +174,20 @@ def test_lava_float_runs_the_sinabs_profile_like_the_reference(tmp_path):
     ref = _sinabs_run(net, x)
     assert res.outputs["output"].max() >= 2  # graded spikes crossed Lava's connections
     np.testing.assert_array_equal(res.outputs["output"][:, 2:], ref[:, :-2])
+
+
+def test_single_spike_tie_at_the_threshold_is_a_named_difference(tmp_path):
+    """SingleSpike fires at v >= threshold, the contract at v > threshold: a membrane exactly
+    at the threshold spikes in Sinabs only (MultiSpike's floor(v / threshold) agrees with
+    Sinabs there, so the sinabs profile has no such tie)."""
+    net = torch.nn.Sequential(torch.nn.Linear(1, 1, bias=False), sl.IAF(spike_fn=sa.SingleSpike))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+    graph, _ = import_graph(_export(net, torch.zeros(1, 4, 1), tmp_path / "t.nir"),
+                            "sinabs-single")
+    x = np.zeros((1, 4, 1), np.float32)
+    x[0, 0, 0] = 1.0
+    assert _sinabs_run(net, x)[0, :, 0].tolist() == [1, 0, 0, 0]
+    assert not _ours(graph, x).any()
+    multi, _ = import_graph(_export(net, torch.zeros(1, 4, 1), tmp_path / "m.nir"), "sinabs")
+    assert _ours(multi, x)[0, :, 0].tolist() == [0, 1, 0, 0]

@@ -63,14 +63,15 @@ def _net(kind: str = "leaky", reset: str = "zero", bias: bool = False, seed: int
     return net
 
 
-def _rleaky_net(reset: str, seed: int = 0):
-    """Linear -> RLeaky (all-to-all recurrent Linear, its bias zeroed)."""
+def _rleaky_net(reset: str, seed: int = 0, synaptic: bool = False):
+    """Linear -> RLeaky or RSynaptic (all-to-all recurrent Linear, its bias zeroed)."""
     torch.manual_seed(seed)
     n_in, n_hid, _ = SIZES
-    net = torch.nn.Sequential(
-        torch.nn.Linear(n_in, n_hid, bias=False),
-        snn.RLeaky(beta=torch.full((n_hid,), 0.875), threshold=torch.ones(n_hid),
-                   linear_features=n_hid, init_hidden=True, reset_mechanism=reset))
+    kw = dict(beta=torch.full((n_hid,), 0.875), threshold=torch.ones(n_hid),
+              linear_features=n_hid, init_hidden=True, reset_mechanism=reset)
+    neuron = snn.RSynaptic(alpha=torch.full((n_hid,), 0.75), **kw) if synaptic \
+        else snn.RLeaky(**kw)
+    net = torch.nn.Sequential(torch.nn.Linear(n_in, n_hid, bias=False), neuron)
     with torch.no_grad():
         net[0].weight.mul_(3.0)
         net[1].recurrent.weight.mul_(2.0)
@@ -148,7 +149,7 @@ def _layers(net) -> list[dict]:
              "beta": neu.beta.detach().double().numpy(),
              "alpha": neu.alpha.detach().double().numpy() if hasattr(neu, "alpha") else 0.0,
              "thr": neu.threshold.detach().double().numpy(), "V": None}
-        if isinstance(neu, snn.RLeaky):
+        if isinstance(neu, (snn.RLeaky, snn.RSynaptic)):
             p["V"] = neu.recurrent.weight.detach().double().numpy()
         layers.append(p)
     return layers
@@ -299,12 +300,15 @@ CASES = [  # (model, reset_mechanism, snnTorch's rule in _model, depth)
     ("synaptic", "zero", "zero_step", 2),
     ("rleaky", "subtract", "subtract", 1),
     ("rleaky", "zero", "zero_step", 1),
+    ("rsynaptic", "subtract", "subtract", 1),
+    ("rsynaptic", "zero", "zero_step", 1),
 ]
 
 
 @pytest.mark.parametrize(("kind", "reset", "rule", "depth"), CASES)
 def test_reset_rule_is_the_whole_difference(tmp_path, kind, reset, rule, depth):
-    net = _rleaky_net(reset) if kind == "rleaky" else _net(kind, reset)
+    net = _rleaky_net(reset, synaptic=kind == "rsynaptic") if kind.startswith("r") \
+        else _net(kind, reset)
     graph = _export(net, tmp_path / f"{kind}_{reset}.nir")
     assert validate(graph) == []  # accepted: the exporter wrote v_reset = 0
     x = _spikes()

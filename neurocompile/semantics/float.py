@@ -193,7 +193,8 @@ def _check_stable(name: str, param: str, tau: np.ndarray, dt: float) -> None:
         raise UnsupportedError(
             f"node {name!r}: dt/{param} = {ratio:.3g} > 1 at dt={dt:g} (smallest {param} "
             f"{np.min(tau):g}); the graph was made for a smaller time step: pass it with --dt "
-            f"or set graph.metadata['dt'] (snnTorch's NIR export assumes dt = 1e-4)")
+            f"or set graph.metadata['dt']; for another framework's export pass --from "
+            f"snntorch|norse|sinabs|rockpool|lava-dl, which supplies its dt (docs/interop.md)")
 
 
 def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
