@@ -45,7 +45,7 @@ def layout_warning(name: str, shape: tuple[int, ...], layout: str) -> str | None
     if len(shape) < 3 or layout == "bft":
         return None
     batch, steps = (shape[0], shape[1]) if layout == "btf" else (shape[1], shape[0])
-    if steps < FEW_STEPS and batch >= 2 * steps:
+    if 1 <= steps < FEW_STEPS and batch >= 2 * steps:
         other = "tbf" if layout == "btf" else "btf"
         return (f"input {name!r} of shape {tuple(shape)} read as {layout}: {batch} samples of "
                 f"{steps} steps; if the data is {other}, pass --layout {other}")
