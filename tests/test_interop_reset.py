@@ -43,7 +43,8 @@ def cuba_bias_net(rng) -> nir.NIRGraph:
          ("cuba", "output")])
 
 
-def test_torch_layer_equals_reference_with_subtractive_reset():
+@pytest.mark.parametrize("rule", ["subtract", "subtract_next", "zero_next"])
+def test_torch_layer_equals_reference_with_the_reset_rule(rule):
     rng = np.random.default_rng(0)
     w = dyadic(rng, (5, 4))
     g = with_reset(graph(
@@ -51,10 +52,10 @@ def test_torch_layer_equals_reference_with_subtractive_reset():
          "lif": nir.LIF(tau=np.full(5, 4e-3), r=np.full(5, 4.0), v_leak=np.zeros(5),
                         v_threshold=np.full(5, 0.5)),
          "output": nir.Output(np.array([5]))},
-        [("input", "fc"), ("fc", "lif"), ("lif", "output")]), "subtract")
+        [("input", "fc"), ("fc", "lif"), ("lif", "output")]), rule)
     x = spikes(rng, 3, 40, (4,), rate=0.5)
     ref = simulate(g, {"input": x}).outputs["output"]
-    layer = TorchLIF(5, dt=1e-3, tau=4e-3, r=4.0, v_threshold=0.5, reset="subtract")
+    layer = TorchLIF(5, dt=1e-3, tau=4e-3, r=4.0, v_threshold=0.5, reset=rule)
     cur = np.concatenate([np.zeros((3, 1, 4)), x[:, :-1]], 1) @ w.T  # one step per connection
     out, _ = layer(torch.from_numpy(cur))
     assert ref.sum() > 20
@@ -77,6 +78,35 @@ def multi_net(rng, reset: str = "subtract") -> nir.NIRGraph:
     for name in ("if1", "lif2"):
         g.nodes[name].metadata = {RESET_KEY: reset, SPIKES_KEY: "multi"}
     return g
+
+
+def test_next_step_rules_reset_after_the_following_update():
+    """snnTorch's timing: "subtract_next" takes v_th off the step after a spike, undecayed;
+    "zero_next" zeroes that step, input included."""
+    def run(rule: str) -> list[float]:
+        node = nir.LIF(tau=np.full(1, 2e-3), r=np.full(1, 2.0), v_leak=np.zeros(1),
+                       v_threshold=np.ones(1))  # keep 0.5, gain 1
+        node.metadata = {RESET_KEY: rule}
+        g = graph({"input": nir.Input(np.array([1])), "fc": nir.Linear(np.ones((1, 1))),
+                   "n": node, "output": nir.Output(np.array([1]))},
+                  [("input", "fc"), ("fc", "n"), ("n", "output")])
+        x = np.array([1.5, 0.5, 0.0, 0.0])[None, :, None]
+        res = simulate(g, {"input": x}, probe=("n",))
+        return res.probes["n.v"][0, :, 0].tolist()
+    # inputs arrive one step late: v = 0, 1.5 (spike), then 0.75 + 0.5 - 1 / 0, then decay
+    assert run("subtract_next") == [0.0, 1.5, 0.25, 0.125]
+    assert run("zero_next") == [0.0, 1.5, 0.0, 0.0]
+    assert run("subtract") == [0.0, 0.5, 0.75, 0.375]  # decayed remainder: not the same
+
+
+def test_next_step_rules_refuse_graded_spikes():
+    node = nir.IF(r=np.ones(1), v_threshold=np.ones(1))
+    node.metadata = {RESET_KEY: "subtract_next", SPIKES_KEY: "multi"}
+    with pytest.raises(UnsupportedError, match="node 'n': reset 'subtract_next' takes one spike"):
+        simulate(graph({"input": nir.Input(np.array([1])), "fc": nir.Linear(np.ones((1, 1))),
+                        "n": node, "output": nir.Output(np.array([1]))},
+                       [("input", "fc"), ("fc", "n"), ("n", "output")]),
+                 {"input": np.ones((1, 3, 1))})
 
 
 def test_graded_spikes_count_threshold_multiples_and_subtract_them():
@@ -136,9 +166,10 @@ def _lava(g, x, **options):
 @lava
 @pytest.mark.lava
 @pytest.mark.slow
-def test_lava_float_and_fixed_point_follow_the_subtractive_reset():
+@pytest.mark.parametrize("rule", ["subtract", "subtract_next", "zero_next"])
+def test_lava_float_and_fixed_point_follow_the_reset_rule(rule):
     rng = np.random.default_rng(2)
-    g = with_reset(recurrent(rng), "subtract")
+    g = with_reset(recurrent(rng), rule)
     x = {"input": spikes(rng, 2, 40, (10,), rate=0.4)}
     ref = simulate(g, x)
     zero = simulate(with_reset(recurrent(np.random.default_rng(2)), "zero"), x)
@@ -149,7 +180,7 @@ def test_lava_float_and_fixed_point_follow_the_subtractive_reset():
     assert res.counters_dict() == ref.counters_dict()
 
     q, _ = quantize_loihi(_no_if_bias(g))
-    assert q.nodes["lif1"].metadata[RESET_KEY] == "subtract"  # quantization keeps the rule
+    assert q.nodes["lif1"].metadata[RESET_KEY] == rule  # quantization keeps the rule
     ref_q = simulate(q, x, fixed_point=True)
     qz, _ = quantize_loihi(_no_if_bias(with_reset(recurrent(np.random.default_rng(2)), "zero")))
     zero_q = simulate(qz, x, fixed_point=True)

@@ -4,7 +4,8 @@ Norse-style split: pure functions compute the per-step parameters and advance on
 thin nn.Modules hold the NIR parameters and loop over time. Per step, in this order:
 
     u = u * (1 - du) + gain * I[t];  v = v * (1 - dv) + u + bias;  s = v > v_th;
-    v = 0 where s (reset "zero"), or v = v - v_th where s (reset "subtract")
+    v = 0 where s (reset "zero"), or v = v - v_th where s (reset "subtract"); the "_next" rules
+    apply these in the following step, after its update (semantics.float docstring)
 
 (du, dv, gain, bias) come from the NIR parameters through `neurocompile.semantics.per_step`
 (the formulas written once, applied here to float64 tensors so trainable time constants keep
@@ -22,7 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurocompile.semantics.float import PARAM_NAMES, RESET_RULES, TAU_NAMES, per_step
+from neurocompile.semantics.float import (
+    NEXT_STEP_RULES,
+    PARAM_NAMES,
+    RESET_RULES,
+    TAU_NAMES,
+    per_step,
+)
 
 F64 = torch.float64
 DEFAULT_SLOPE = 10.0
@@ -121,6 +128,10 @@ def step(i: torch.Tensor, state: NeuronState, p: StepParams, slope: float = DEFA
     v = state.v * p.keep_v + u + p.bias
     if p.v_threshold is None:
         return v, NeuronState(u, v)
+    if p.reset in NEXT_STEP_RULES:  # last step's spikes, from the un-reset state (no gradient)
+        prev = (state.v > p.v_threshold).to(v.dtype)
+        v = v - p.v_threshold * prev if p.reset == "subtract_next" else v * (1 - prev)
+        return spike(v - p.v_threshold, slope), NeuronState(u, v)
     # v - v_th > 0 exactly when v > v_th (IEEE subtraction of finite values keeps the sign).
     z = spike(v - p.v_threshold, slope)
     zr = z.detach() if detach_reset else z

@@ -7,6 +7,7 @@ with, and the torch models are property-tested against it.
 
 from neurocompile.semantics.float import (
     DEFAULT_DT,
+    NEXT_STEP_RULES,
     PARAM_NAMES,
     RESET_KEY,
     RESET_RULES,
@@ -28,6 +29,7 @@ from neurocompile.semantics.inverse import neuron_node
 
 __all__ = [
     "DEFAULT_DT",
+    "NEXT_STEP_RULES",
     "PARAM_NAMES",
     "RESET_KEY",
     "RESET_RULES",

@@ -28,6 +28,11 @@ The reset rule is node metadata, read by `reset_rule` only: ``node.metadata["res
 "zero" (also when absent) or "subtract". NIR itself has only ``v_reset``, a value to reset to,
 which must be 0 here; the subtractive rule (Sinabs' MembraneSubtract, Rockpool, snnTorch's
 "subtract") has no NIR field, so an import profile or the user records it in this key.
+snnTorch resets in the step *after* a spike, after that step's update: "subtract_next" is
+v[t] = v[t-1] (1 - dv) + u[t] + bias - v_th * s[t-1] (its "subtract": the threshold is
+subtracted undecayed), "zero_next" is v[t] = 0 where s[t-1], input included (its Synaptic and
+RLeaky "zero"); v is then not reset in the spike step, and s[t-1] is v[t-1] > v_th, read from
+the state, so no extra state is kept.
 Likewise ``node.metadata["spikes"]``, read by `spike_rule` only: "single" (absent) or "multi",
 graded spikes as Sinabs' MultiSpike and Rockpool emit them: s = floor(v / v_th) where v > 0
 (so v = v_th gives one spike, as there), the reset applied s times (subtract s * v_th).
@@ -56,7 +61,10 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
 TAU_NAMES = ("tau", "tau_syn", "tau_mem")
 SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
 RESET_KEY = "reset"                  # node metadata key holding the reset rule
-RESET_RULES = ("zero", "subtract")   # v = 0 / v = v - v_th where the neuron spiked
+# v = 0 / v = v - v_th where the neuron spiked, at the end of the spike step; the "_next" rules
+# apply them in the next step, after its update (snnTorch's reset_delay; see the docstring)
+RESET_RULES = ("zero", "subtract", "zero_next", "subtract_next")
+NEXT_STEP_RULES = ("zero_next", "subtract_next")
 SPIKES_KEY = "spikes"                # node metadata key holding the spike rule
 SPIKE_RULES = ("single", "multi")    # s = v > v_th / s = floor(v / v_th) where v > 0 (graded)
 
@@ -203,6 +211,9 @@ def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
     if kind not in PARAM_NAMES:
         raise UnsupportedError(f"node {name!r}: {kind} is not a neuron node")
     reset, spikes = reset_rule(name, node), spike_rule(name, node)
+    if reset in NEXT_STEP_RULES and spikes != "single":
+        raise UnsupportedError(f"node {name!r}: reset {reset!r} takes one spike per step; "
+                               f"got metadata {SPIKES_KEY!r} = {spikes!r}")
     params = {p: _f64(getattr(node, p)) for p in PARAM_NAMES[kind]}
     for p in TAU_NAMES:
         if p in params:
@@ -244,6 +255,7 @@ class Dynamics:
         self.no_current = bool(np.all(self.keep_u == 0))
         self.no_bias = bool(np.all(p.bias == 0))
         self.subtract = p.reset == "subtract"
+        self.next_step = p.reset in NEXT_STEP_RULES
         self.multi = p.spikes == "multi"
 
     @property
@@ -276,6 +288,7 @@ def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
     Same operation order as Lava's floating-point LIF process model.
     """
     cur = i_t if gained else d.gained(i_t)
+    prev = np.greater(v, d.v_threshold) if d.next_step else None  # last step's spikes
     if d.no_current:
         u[...] = cur
     else:
@@ -285,6 +298,11 @@ def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
     np.add(v, u, out=v)
     if not d.no_bias:
         np.add(v, d.bias, out=v)
+    if prev is not None:
+        if d.params.reset == "subtract_next":
+            np.subtract(v, np.broadcast_to(d.v_threshold, v.shape), out=v, where=prev)
+        else:
+            np.copyto(v, 0, where=prev)
     if pre_reset is not None:
         pre_reset[...] = v
     if d.v_threshold is None:
@@ -305,7 +323,7 @@ def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
     spikes = np.greater(v, d.v_threshold, out=out)
     if d.subtract:
         np.subtract(v, np.broadcast_to(d.v_threshold, v.shape), out=v, where=spikes)
-    else:
+    elif not d.next_step:
         np.copyto(v, 0, where=spikes)
     return spikes
 

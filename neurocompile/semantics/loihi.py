@@ -9,8 +9,10 @@ holds int32. Per step:
             u = int32(u + int32(a << 6));  u -= 2^24 if u > 2^23;  u += 2^24 if u <= -2^23
             v = int32(sign(v*(4096-dv)) * (|v*(4096-dv)| >> 12)) + u + (bias_mant << bias_exp)
             v = clip(v, -2^23 + 1, 2^23 - 1);  s = v > (vth << 6);  v = 0 where s
-            (reset "subtract", float.reset_rule: v = v - (vth << 6) where s; Lava has no such
-            model, the Lava target supplies one with this arithmetic)
+            (reset "subtract", float.reset_rule: v = v - (vth << 6) where s; "subtract_next" /
+            "zero_next": v = v - (vth << 6) / 0 where the previous v > (vth << 6), after the
+            clip, then s = v > (vth << 6) and no reset; Lava has no such models, the Lava
+            target supplies them with this arithmetic)
 
 A graph in this format has graph.metadata["quantization"] == "loihi"; each synapse is one
 Affine/Linear (zero bias) whose weights are integer mantissas, with metadata
@@ -264,12 +266,16 @@ def step(p: LoihiNeuron, u: np.ndarray, v: np.ndarray, a: np.ndarray
     """One bit-accurate LIF step on int64 state (batch, n) and synaptic input a (int, as
     `accumulate` returns it); returns (u, v, spikes or v)."""
     act = wrap_int32(wrap_int32(a) << ACT_SHIFT)
+    prev = v > (p.vth << VTH_SHIFT) if p.vth is not None else None  # for the "_next" rules
     u = wrap_u(wrap_int32(decay(u, DECAY_UNITY - (p.du + DS_OFFSET)) + act))
     v = wrap_int32(decay(v, DECAY_UNITY - (p.dv + DM_OFFSET)) + u + p.bias)
     v = np.clip(v, -MAX_UV + 1, MAX_UV - 1)
     if p.vth is None:
         return u, v, v
     vth = p.vth << VTH_SHIFT
+    if p.reset in ("subtract_next", "zero_next"):  # the reset of last step's spikes; none now
+        v = np.where(prev, v - vth if p.reset == "subtract_next" else 0, v)
+        return u, v, v > vth
     s = v > vth
     v = np.where(s, v - vth, v) if p.reset == "subtract" else np.where(s, 0, v)
     return u, v, s

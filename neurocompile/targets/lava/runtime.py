@@ -39,10 +39,11 @@ def _neuron_models() -> dict[str, type]:
     """What Lava 0.10 lacks for the contract, defined on first use (this module imports without
     lava): LIF models with the subtractive reset or graded spikes, and a constant current.
 
-    The float models (keyed ("float", subtract, multi)) are Lava's PyLifModelFloat with the
+    The float models (keyed ("float", reset, multi)) are Lava's PyLifModelFloat with the
     semantics' rules: spikes floor(v / vth) where v > 0 for "multi", reset v -= s * vth for
-    "subtract"; SubtractLifBitAcc is PyLifModelBitAcc with v -= vth << 6. They are chosen per
-    LIF instance. ConstantCurrent sends `value` to
+    "subtract", and the "_next" rules (the last step's spikes reset after this step's update);
+    the fixed models (("fixed", reset)) are PyLifModelBitAcc with the same rules on
+    vth << 6 (semantics.loihi.step). They are chosen per LIF instance. ConstantCurrent sends `value` to
     a LIF's a_in every step (no delay): an Affine bias before a population whose current
     persists (du < 1), which the reference adds to u every step.
     """
@@ -61,10 +62,22 @@ def _neuron_models() -> dict[str, type]:
     from lava.proc.lif.process import LIF
 
     class _RulesFloat(PyLifModelFloat):
-        """Lava's float LIF with the reset rule SUBTRACT and the spike rule MULTI."""
+        """Lava's float LIF with the reset rule RESET and the spike rule MULTI."""
 
-        SUBTRACT = False
+        RESET = "zero"
         MULTI = False
+
+        @property
+        def SUBTRACT(self) -> bool:  # noqa: N802 - read like the class constants
+            return self.RESET == "subtract"
+
+        def subthr_dynamics(self, activation_in: np.ndarray) -> None:
+            prev = self.v > self.vth  # last step's spikes (the "_next" rules keep v un-reset)
+            super().subthr_dynamics(activation_in)
+            if self.RESET == "subtract_next":
+                self.v[prev] -= self.vth
+            elif self.RESET == "zero_next":
+                self.v[prev] = 0
 
         def spiking_activation(self):
             if not self.MULTI:
@@ -78,24 +91,43 @@ def _neuron_models() -> dict[str, type]:
                 self.v[spike_vector > 0] = 0
             elif self.SUBTRACT:
                 self.v[spike_vector] -= self.vth
-            else:
+            elif self.RESET == "zero":
                 self.v[spike_vector] = 0
 
-    def float_model(subtract: bool, multi: bool) -> type:
+    def float_model(reset: str, multi: bool) -> type:
         @implements(proc=LIF, protocol=LoihiProtocol)
         @requires(CPU)
         @tag("floating_pt")
         class RulesLifFloat(_RulesFloat):
-            SUBTRACT, MULTI = subtract, multi
+            RESET, MULTI = reset, multi
 
         return RulesLifFloat
 
-    @implements(proc=LIF, protocol=LoihiProtocol)
-    @requires(CPU)
-    @tag("bit_accurate_loihi", "fixed_pt")
-    class SubtractLifBitAcc(PyLifModelBitAcc):
+    class _RulesBitAcc(PyLifModelBitAcc):
+        """Lava's bit-accurate LIF with the reset rule RESET (semantics.loihi.step)."""
+
+        RESET = "subtract"
+
+        def subthr_dynamics(self, activation_in: np.ndarray) -> None:
+            prev = self.v > self.effective_vth
+            super().subthr_dynamics(activation_in)  # ends with the 24-bit clip of v
+            if self.RESET == "subtract_next":
+                self.v[prev] -= self.effective_vth
+            elif self.RESET == "zero_next":
+                self.v[prev] = 0
+
         def reset_voltage(self, spike_vector: np.ndarray) -> None:
-            self.v[spike_vector] -= self.effective_vth
+            if self.RESET == "subtract":
+                self.v[spike_vector] -= self.effective_vth
+
+    def fixed_model(reset: str) -> type:
+        @implements(proc=LIF, protocol=LoihiProtocol)
+        @requires(CPU)
+        @tag("bit_accurate_loihi", "fixed_pt")
+        class RulesLifBitAcc(_RulesBitAcc):
+            RESET = reset
+
+        return RulesLifBitAcc
 
     class ConstantCurrent(AbstractProcess):
         """Sends `value` (n,) from a_out every step."""
@@ -115,9 +147,11 @@ def _neuron_models() -> dict[str, type]:
         def run_spk(self) -> None:
             self.a_out.send(self.value)
 
-    _NEURONS.update({("float", sub, multi): float_model(sub, multi)
-                     for sub in (False, True) for multi in (False, True)})
-    _NEURONS.update(SubtractLifBitAcc=SubtractLifBitAcc,
+    rules = ("zero", "subtract", "zero_next", "subtract_next")
+    _NEURONS.update({("float", r, multi): float_model(r, multi)
+                     for r in rules for multi in (False, True)})
+    _NEURONS.update({("fixed", r): fixed_model(r) for r in rules[1:]})
+    _NEURONS.update(
                     ConstantCurrent=ConstantCurrent,
                     models={ConstantCurrent: PyConstantCurrentModel})
     return _NEURONS
@@ -239,12 +273,12 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
             lif = LIF(shape=(pop.size,), du=float(pop.du), dv=float(pop.dv), vth=vth,
                       bias_mant=pop.bias.astype(np.float64), name=name)
         lifs[name] = lif
-        if pop.reset == "subtract" or pop.spikes == "multi" or pop.current is not None:
+        multi = pop.spikes == "multi"
+        if pop.reset != "zero" or multi or pop.current is not None:
             models = _neuron_models()
-        sub, multi = pop.reset == "subtract", pop.spikes == "multi"
-        if sub or multi:
-            special[lif] = models["SubtractLifBitAcc"] if fixed else \
-                models[("float", sub, multi)]
+        if pop.reset != "zero" or multi:
+            special[lif] = models[("fixed", pop.reset)] if fixed else \
+                models[("float", pop.reset, multi)]
         graded[name] = multi
         if pop.current is not None:
             cur = models["ConstantCurrent"](value=np.asarray(pop.current, np.float64))
