@@ -360,8 +360,8 @@ def test_profile_is_suggested_and_supplies_the_exporters_dt(tmp_path):
     graph = _export(net, tmp_path / "leaky.nir")
     _, notes = import_graph(graph)
     assert any("pass --from snntorch" in n for n in notes)
-    profiled, notes = import_graph(graph, "snntorch")
-    assert profiled.metadata[PROFILE_KEY] == "snntorch"
+    profiled, notes = import_graph(graph, "snntorch-zero")
+    assert profiled.metadata[PROFILE_KEY] == "snntorch-zero"
     assert notes == [next(n for n in notes if "does not export reset_mechanism" in n)]
     assert profiled.metadata["dt"] == float(np.float32(SNNTORCH_DT))
     x = _spikes()
@@ -386,8 +386,28 @@ def test_profile_dt_resolves_the_threshold_tie_as_snntorch(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exported = export_nir.export_to_nir(net, torch.zeros(1, 1), ignore_dims=[0])
-    graph, _ = import_graph(exported, "snntorch")
+    graph, _ = import_graph(exported, "snntorch-zero")
     x = np.zeros((1, 4, 1), np.float32)
     x[0, 0, 0] = 1.0
     ours, _ = _neurocompile_run(graph, x, dt=None)
     assert not ours.any()
+
+
+@pytest.mark.parametrize(("kind", "reset", "rule", "depth"), CASES)
+def test_profile_reproduces_every_reset_mechanism(tmp_path, kind, reset, rule, depth):
+    """With the profile for the reset_mechanism used (snntorch: 'subtract', snntorch-zero:
+    'zero'), every case above equals snnTorch spike for spike after the depth shift."""
+    from neurocompile.interop import import_graph
+
+    net = _rleaky_net(reset, synaptic=kind == "rsynaptic") if kind.startswith("r") \
+        else _net(kind, reset)
+    profile = "snntorch" if reset == "subtract" else "snntorch-zero"
+    graph, _ = import_graph(_export(net, tmp_path / f"{kind}_{reset}.nir"), profile)
+    x = _spikes()
+    ref, _ = _snntorch_run(net, x)
+    ours, _ = _neurocompile_run(graph, x, dt=None)
+    assert ref.sum() > 20
+    np.testing.assert_array_equal(ours[:, depth:], ref[:, :-depth])
+    other = "snntorch-zero" if profile == "snntorch" else "snntorch"
+    wrong, _ = import_graph(_export(net, tmp_path / "w.nir"), other)
+    assert not np.array_equal(_neurocompile_run(wrong, x, dt=None)[0][:, depth:], ref[:, :-depth])

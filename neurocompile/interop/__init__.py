@@ -21,13 +21,14 @@ from neurocompile.ir.validate import validate
 
 PROFILES: dict[str, Callable[[nir.NIRGraph, float | None], nir.NIRGraph]] = {
     "snntorch": snntorch.apply,
+    "snntorch-zero": snntorch.apply_zero,
     "norse": norse.apply,
     "sinabs": sinabs.apply,
     "sinabs-single": sinabs.apply_single,
     "rockpool": rockpool.apply,
     "lava-dl": lava_dl.apply,
 }
-NOTES = {"snntorch": snntorch.NOTE, "rockpool": rockpool.NOTE, "lava-dl": lava_dl.NOTE}
+NOTES = {"snntorch": snntorch.NOTE, "snntorch-zero": snntorch.NOTE, "rockpool": rockpool.NOTE, "lava-dl": lava_dl.NOTE}
 DETECTORS = {"snntorch": snntorch.looks_like, "norse": norse.looks_like,
              "sinabs": sinabs.looks_like, "rockpool": rockpool.looks_like}
 
