@@ -237,3 +237,50 @@ def test_loihi2_mapping_names_the_custom_neuron_program():
     assert sub["populations"]["lif1"]["reset"] == "subtract"
     assert bias["cuba"]["neuron_program"] == "custom"
     assert sub["populations"]["lif1"]["cores"] == plain["lif1"]["cores"]
+
+
+def cuba_fixed_net(rng, current: bool = True) -> nir.NIRGraph:
+    """A hand-quantized Input -> Linear -> CubaLIF (du < 4095) graph with a constant synaptic
+    input per neuron (loihi.current), as a bias before a CubaLIF is in fixed point."""
+    n_in, n = 6, 5
+    meta = {"loihi.du": 1024, "loihi.dv": 512, "loihi.vth": 200,
+            "loihi.bias_mant": np.zeros(n, int), "loihi.bias_exp": np.zeros(n, int)}
+    if current:
+        meta["loihi.current"] = np.array([3, -2, 0, 5, 1])
+    cuba = cuba_lif(n)
+    cuba.metadata = meta
+    return graph(
+        {"input": nir.Input(np.array([n_in])),
+         "fc": nir.Linear(rng.integers(-60, 100, (n, n_in)).astype(np.float64),
+                          metadata={"loihi.weight_exp": 0, "loihi.num_weight_bits": 8}),
+         "cuba": cuba, "output": nir.Output(np.array([n]))},
+        [("input", "fc"), ("fc", "cuba"), ("cuba", "output")], quantization="loihi")
+
+
+def test_fixed_point_current_is_added_to_the_synaptic_input():
+    from neurocompile.semantics import loihi
+
+    p = loihi.read_neuron("cuba", cuba_fixed_net(np.random.default_rng(0)).nodes["cuba"])
+    u, v = np.zeros((1, 5), np.int64), np.zeros((1, 5), np.int64)
+    u, v, _ = loihi.step(p, u, v, np.zeros((1, 5), np.int64))
+    assert u[0].tolist() == [3 << 6, -2 << 6, 0, 5 << 6, 1 << 6]
+    bad = cuba_fixed_net(np.random.default_rng(0)).nodes["cuba"]
+    bad.metadata["loihi.current"] = np.full(5, 2**17)
+    with pytest.raises(UnsupportedError, match="'loihi.current' must be integers"):
+        loihi.read_neuron("cuba", bad)
+
+
+@lava
+@pytest.mark.lava
+@pytest.mark.slow
+def test_lava_fixed_point_runs_a_constant_current_bit_for_bit():
+    rng = np.random.default_rng(6)
+    g = cuba_fixed_net(rng)
+    x = {"input": spikes(rng, 2, 40, (6,), rate=0.3)}
+    ref = simulate(g, x, fixed_point=True)
+    without = simulate(cuba_fixed_net(np.random.default_rng(6), current=False), x,
+                       fixed_point=True)
+    assert ref.outputs["output"].sum() > 10
+    assert not np.array_equal(ref.outputs["output"], without.outputs["output"])
+    res = _lava(g, x, fixed_point=True)
+    np.testing.assert_array_equal(res.outputs["output"], ref.outputs["output"])

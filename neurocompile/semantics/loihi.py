@@ -5,6 +5,7 @@ PyLifModelBitAcc (lava/proc/lif/models.py), with int64 intermediates and int32 w
 holds int32. Per step:
 
     Dense:  a = (sum_j m_ij s_j) << e   (>> -e, arithmetic, for e < 0); sent as int32
+            (+ loihi.current, a constant input per neuron, where the node has one)
     LIF:    u = int32(sign(u*(4096-(du+1))) * (|u*(4096-(du+1))| >> 12))
             u = int32(u + int32(a << 6));  u -= 2^24 if u > 2^23;  u += 2^24 if u <= -2^23
             v = int32(sign(v*(4096-dv)) * (|v*(4096-dv)| >> 12)) + u + (bias_mant << bias_exp)
@@ -18,7 +19,7 @@ A graph in this format has graph.metadata["quantization"] == "loihi"; each synap
 Affine/Linear (zero bias) whose weights are integer mantissas, with metadata
 "loihi.weight_exp" and "loihi.num_weight_bits"; each neuron node carries "loihi.du",
 "loihi.dv", "loihi.vth" (spiking only), "loihi.bias_mant", "loihi.bias_exp" and
-"loihi.state_scale". `read_graph` is the only code that reads these keys: quantization writes
+"loihi.state_scale", and optionally "loihi.current". `read_graph` is the only code that reads these keys: quantization writes
 them (`neuron_metadata`, `synapse_metadata`), and the reference simulator's fixed-point mode,
 the Lava lowering and the energy model read them through it, so all accept and refuse the same.
 """
@@ -54,6 +55,10 @@ MIN_WEIGHT_BITS, MAX_WEIGHT_BITS = 1, 8     # Dense bit-accurate model: 8-bit we
 # Loihi's synaptic weight exponent is a 4-bit signed field, -8..7 (Intel NxSDK
 # documentation, 'weightExponent'); Lava's Python model does not check it, Loihi does.
 WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
+# "loihi.current": a constant synaptic input per neuron (an Affine bias before a population
+# whose current persists, du < 1), in the units of Dense's output, added to a every step; Lava
+# sends it into the LIF's a_in. Bounded so that current << 6 stays within the 24-bit u.
+CURRENT_MIN, CURRENT_MAX = -(2**17), 2**17 - 1
 # A readout (LI, CubaLI) runs as a LIF whose threshold is never reached:
 # 2**17 << 6 = 2**23 > the largest 24-bit membrane value (2**23 - 1).
 READOUT_VTH = 2**17
@@ -69,12 +74,16 @@ def is_quantized(graph: nir.NIRGraph) -> bool:
 
 # -- metadata: written by quantization, read here only ----------------------------------------
 def neuron_metadata(du: int, dv: int, vth: int | None, bias_mant: np.ndarray,
-                    bias_exp: np.ndarray, state_scale: float) -> dict:
-    """The `loihi.*` keys of one neuron node (vth None: a non-spiking readout)."""
+                    bias_exp: np.ndarray, state_scale: float,
+                    current: np.ndarray | None = None) -> dict:
+    """The `loihi.*` keys of one neuron node (vth None: a non-spiking readout; current: the
+    constant synaptic input per neuron, or None)."""
     meta = {"loihi.du": int(du), "loihi.dv": int(dv), "loihi.bias_mant": np.asarray(bias_mant),
             "loihi.bias_exp": np.asarray(bias_exp), "loihi.state_scale": float(state_scale)}
     if vth is not None:
         meta["loihi.vth"] = int(vth)
+    if current is not None:
+        meta["loihi.current"] = np.asarray(current)
     return meta
 
 
@@ -125,6 +134,7 @@ class LoihiNeuron:
     state_scale: float  # integer units per float unit of u and v
     bias: np.ndarray  # bias_mant << bias_exp, as Lava adds it (int64)
     reset: str = "zero"  # float.RESET_RULES
+    current: np.ndarray | None = None  # constant synaptic input per neuron (int64), or None
 
     @property
     def size(self) -> int:
@@ -171,8 +181,10 @@ def read_neuron(name: str, node: nir.NIRNode) -> LoihiNeuron:
     if not (np.isfinite(scale) and scale > 0):
         raise UnsupportedError(f"node {name!r}: metadata 'loihi.state_scale' must be a number "
                                f"> 0, got {(node.metadata or {}).get('loihi.state_scale')!r}")
+    current = _meta_ints(name, node, "loihi.current", CURRENT_MIN, CURRENT_MAX, n) \
+        if "loihi.current" in (node.metadata or {}) else None
     return LoihiNeuron(du, dv, vth, mant, exp, scale, wrap_int32(shift(mant, exp)),
-                       reset_rule(name, node))
+                       reset_rule(name, node), current)
 
 
 def read_synapse(name: str, node: nir.NIRNode, source: str, target: str) -> LoihiSynapse:
@@ -265,6 +277,8 @@ def step(p: LoihiNeuron, u: np.ndarray, v: np.ndarray, a: np.ndarray
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One bit-accurate LIF step on int64 state (batch, n) and synaptic input a (int, as
     `accumulate` returns it); returns (u, v, spikes or v)."""
+    if p.current is not None:  # the constant input arrives with the synaptic input
+        a = wrap_int32(a) + p.current
     act = wrap_int32(wrap_int32(a) << ACT_SHIFT)
     prev = v > (p.vth << VTH_SHIFT) if p.vth is not None else None  # for the "_next" rules
     u = wrap_u(wrap_int32(decay(u, DECAY_UNITY - (p.du + DS_OFFSET)) + act))

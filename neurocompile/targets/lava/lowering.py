@@ -21,7 +21,8 @@ Lowering (docs/lava.md has the full table):
   the current does not persist (du = 1: LIF, IF). With du < 1 (CubaLIF) the bias is a constant
   input to the current u: the population gets ``current = gain * bias``, which the runtime sends
   into its a_in every step (a ConstantCurrent process, no delay), exactly as the reference adds
-  gain * bias to u each step (float only; the Loihi scheme keeps no current bias).
+  gain * bias to u each step. In fixed point the neuron's ``loihi.current`` (integer, in the
+  units of Dense's output) is sent the same way.
 * The reset rule (`neurocompile.semantics.reset_rule`): "zero" runs Lava's own LIF models;
   "subtract" runs the runtime's LIF models whose reset is v -= vth (float) or v -= vth << 6
   (bit-accurate), Lava having none. Graded spikes (metadata "spikes": "multi") run in float as
@@ -100,7 +101,8 @@ class Population:
     bias: np.ndarray  # float bias, or bias mantissas in fixed point
     bias_exp: np.ndarray | None = None
     reset: str = "zero"  # semantics.RESET_RULES
-    current: np.ndarray | None = None  # constant input to u every step (float), or None
+    current: np.ndarray | None = None  # constant input to u every step (float, or the
+    #                                    integer loihi.current in fixed point), or None
     spikes: str = "single"  # semantics.SPIKE_RULES ("multi": graded spike counts, float only)
 
     @property
@@ -341,7 +343,8 @@ def _lower_fixed(name: str, kind: str, fixed: loihi.LoihiGraph
     p = fixed.neurons[name]
     syns = [Synapse(s.source, name, s.mantissas, (syn_name,), s.weight_exp, s.bits)
             for syn_name, s in fixed.synapses.items() if s.target == name]
-    return Population(name, kind, (), p.du, p.dv, p.vth, p.bias_mant, p.bias_exp, p.reset), syns
+    return Population(name, kind, (), p.du, p.dv, p.vth, p.bias_mant, p.bias_exp, p.reset,
+                      p.current), syns
 
 
 # --------------------------------------------------------------------------------------------

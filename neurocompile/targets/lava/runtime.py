@@ -139,10 +139,20 @@ def _neuron_models() -> dict[str, type]:
 
     @implements(proc=ConstantCurrent, protocol=LoihiProtocol)
     @requires(CPU)
-    @tag("floating_pt", "fixed_pt")
+    @tag("floating_pt")
     class PyConstantCurrentModel(PyLoihiProcessModel):
         a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
         value: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def run_spk(self) -> None:
+            self.a_out.send(self.value)
+
+    @implements(proc=ConstantCurrent, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("fixed_pt")
+    class PyConstantCurrentFixed(PyLoihiProcessModel):
+        a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+        value: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
 
         def run_spk(self) -> None:
             self.a_out.send(self.value)
@@ -153,7 +163,8 @@ def _neuron_models() -> dict[str, type]:
     _NEURONS.update({("fixed", r): fixed_model(r) for r in rules[1:]})
     _NEURONS.update(
                     ConstantCurrent=ConstantCurrent,
-                    models={ConstantCurrent: PyConstantCurrentModel})
+                    models={("float", ConstantCurrent): PyConstantCurrentModel,
+                            ("fixed", ConstantCurrent): PyConstantCurrentFixed})
     return _NEURONS
 
 
@@ -281,9 +292,11 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
                 models[("float", pop.reset, multi)]
         graded[name] = multi
         if pop.current is not None:
-            cur = models["ConstantCurrent"](value=np.asarray(pop.current, np.float64))
+            value = np.asarray(pop.current, np.int32 if fixed else np.float64)
+            cur = models["ConstantCurrent"](value=value)
             cur.a_out.connect(lif.a_in)
-            special[cur] = models["models"][models["ConstantCurrent"]]
+            special[cur] = models["models"][("fixed" if fixed else "float",
+                                             models["ConstantCurrent"])]
     for i, syn in enumerate(plan.synapses):
         use_sparse = sparse == "sparse" or (sparse == "auto" and syn.process == "Sparse")
         kwargs = {"num_message_bits": 24 if graded.get(syn.source) else 0,
