@@ -147,6 +147,36 @@ def test_bias_is_seen_one_step_early(tmp_path):
     np.testing.assert_array_equal(ours, delayed)
 
 
+@pytest.mark.parametrize("cell", ["box", "iaf"])
+def test_lif_box_and_iaf_cells_equal_norse(tmp_path, cell):
+    """LIFBoxCell (current-free LIF, exported as LIF) and IAFCell (as IF)."""
+    from norse.torch.functional.iaf import IAFParameters
+    from norse.torch.functional.lif_box import LIFBoxParameters
+    from norse.torch.module.iaf import IAFCell
+    from norse.torch.module.lif_box import LIFBoxCell
+
+    def neuron(n):
+        if cell == "box":
+            return LIFBoxCell(LIFBoxParameters(tau_mem_inv=torch.full((n,), 100.0),
+                                               v_leak=torch.zeros(n), v_th=torch.full((n,), 0.3),
+                                               v_reset=torch.zeros(n)))
+        return IAFCell(IAFParameters(v_th=torch.full((n,), 1.0), v_reset=torch.zeros(n)))
+
+    torch.manual_seed(2)
+    n_in, n_hid, n_out = SIZES
+    net = norse.SequentialState(torch.nn.Linear(n_in, n_hid, bias=False), neuron(n_hid),
+                                torch.nn.Linear(n_hid, n_out, bias=False), neuron(n_out))
+    with torch.no_grad():
+        net[0].weight.mul_(6.0 if cell == "box" else 2.0)
+        net[2].weight.mul_(6.0 if cell == "box" else 2.0)
+    graph, _ = import_graph(_export(net, tmp_path / "b.nir"), "norse")
+    assert type(graph.nodes["1"]).__name__ == ("LIF" if cell == "box" else "IF")
+    x = _x()
+    ref, ours = _norse_run(net, x), _ours(graph, x)
+    assert ref.sum() > 20
+    np.testing.assert_array_equal(ours[:, 2:], ref[:, :-2])
+
+
 def test_recurrent_cell_has_no_nir_export():
     """Norse 1.1's exporter has no rule for LIFRecurrentCell: the node comes out as None,
     which no NIR reader (nir.write included) accepts."""
