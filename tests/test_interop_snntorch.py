@@ -411,3 +411,56 @@ def test_profile_reproduces_every_reset_mechanism(tmp_path, kind, reset, rule, d
     other = "snntorch-zero" if profile == "snntorch" else "snntorch"
     wrong, _ = import_graph(_export(net, tmp_path / "w.nir"), other)
     assert not np.array_equal(_neurocompile_run(wrong, x, dt=None)[0][:, depth:], ref[:, :-depth])
+
+
+def _conv_net():
+    """Conv2d -> Leaky (2, 4, 4) -> Flatten -> Linear -> Leaky, snnTorch's default reset."""
+    torch.manual_seed(0)
+    kw = dict(init_hidden=True, reset_mechanism="subtract")
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, bias=False),
+        snn.Leaky(beta=torch.full((2, 4, 4), 0.875), threshold=torch.ones(2, 4, 4), **kw),
+        torch.nn.Flatten(), torch.nn.Linear(32, 3, bias=False),
+        snn.Leaky(beta=torch.full((3,), 0.875), threshold=torch.ones(3), output=True, **kw))
+    with torch.no_grad():
+        net[0].weight.abs_().mul_(1.5)  # excitatory, so both layers spike
+        net[3].weight.mul_(3.0)
+    return net
+
+
+def test_conv_network_equals_snntorch(tmp_path):
+    from neurocompile.interop import import_graph
+
+    net = _conv_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nir.write(tmp_path / "c.nir", export_nir.export_to_nir(net, torch.zeros(1, 1, 6, 6),
+                                                               ignore_dims=[0]))
+    graph, _ = import_graph(load_graph(tmp_path / "c.nir"), "snntorch")
+    x = (np.random.default_rng(1).random((4, 40, 1, 6, 6)) < 0.4).astype(np.float32)
+    ref, _ = _snntorch_run(net, x)
+    ours, _ = _neurocompile_run(graph, x, dt=None)
+    assert ref.sum() > 50
+    np.testing.assert_array_equal(ours[:, 2:], ref[:, :-2])
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_lava_float_runs_the_snntorch_profile_like_snntorch(tmp_path):
+    """RLeaky with snnTorch's default reset (subtract_next), recurrent, on Lava float."""
+    from test_lava_helpers import ensure_lava_env
+
+    from neurocompile.interop import import_graph
+    from neurocompile.targets import get_target
+
+    if ensure_lava_env() is None:
+        pytest.skip("no Lava interpreter: set NEUROCOMPILE_LAVA_PYTHON or run `make lava-venv`")
+    net = _rleaky_net("subtract")
+    graph, _ = import_graph(_export(net, tmp_path / "r.nir"), "snntorch")
+    x = _spikes()
+    target = get_target("lava")
+    res = target.run(target.compile(graph, {}), {"input": x})
+    ref, _ = _snntorch_run(net, x)
+    (out,) = res.outputs.values()
+    assert ref.sum() > 50
+    np.testing.assert_array_equal(out[:, 1:], ref[:, :-1])
