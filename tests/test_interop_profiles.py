@@ -78,3 +78,16 @@ def test_lava_dl_profile_reads_decays_as_4096ths():
 def test_unknown_profile_is_refused_naming_the_known_ones():
     with pytest.raises(UnsupportedError, match="unknown import profile 'brian'.*snntorch"):
         import_graph(rockpool_like(), "brian")
+
+
+def test_a_saved_profiled_graph_shows_its_origin_and_is_not_converted_twice(tmp_path):
+    from neurocompile.interop import applied, graph_layout
+    from neurocompile.ir.io import load_graph, save_graph
+
+    g, _ = import_graph(rockpool_like(2e-3), "rockpool")
+    back = load_graph(save_graph(g, tmp_path / "g.nir"))
+    assert applied(back) == "rockpool" and graph_layout(back) == "btf"
+    assert back.nodes["lif"].metadata[RESET_KEY] == "subtract"
+    again, notes = import_graph(back, "rockpool")
+    np.testing.assert_array_equal(again.nodes["lif"].tau_mem, back.nodes["lif"].tau_mem)
+    assert not any("pass --from" in n for n in import_graph(back)[1])  # origin known: no hint
