@@ -14,6 +14,10 @@ What these tests pin down (docs/interop.md explains each with the numbers):
   "subtract", and "zero" of Synaptic and RLeaky (which zero the whole step after a spike), do
   not. A NumPy model of both frameworks, identical except for the reset rule, reproduces each
   side exactly, so the reset rule is the whole difference.
+* The import profiles (--from snntorch for reset_mechanism "subtract", snntorch-zero for
+  "zero") supply the dt and the reset rules ("subtract_next", "zero", "zero_next"): every case
+  then equals snnTorch spike for spike after the depth shift, feed-forward, recurrent and
+  convolutional, on the reference and on Lava float.
 """
 
 from __future__ import annotations
