@@ -28,7 +28,9 @@ PROFILES: dict[str, Callable[[nir.NIRGraph, float | None], nir.NIRGraph]] = {
     "rockpool": rockpool.apply,
     "lava-dl": lava_dl.apply,
 }
-NOTES = {"snntorch": snntorch.NOTE, "snntorch-zero": snntorch.NOTE, "rockpool": rockpool.NOTE, "lava-dl": lava_dl.NOTE}
+# said when the profile is applied: what the file cannot tell, or what is not verified
+NOTES = {"snntorch": snntorch.NOTE, "snntorch-zero": snntorch.NOTE, "rockpool": rockpool.NOTE,
+         "lava-dl": lava_dl.NOTE}
 DETECTORS = {"snntorch": snntorch.looks_like, "norse": norse.looks_like,
              "sinabs": sinabs.looks_like, "rockpool": rockpool.looks_like}
 
