@@ -136,3 +136,20 @@ def test_energy_records_the_dt_of_the_artifact(capsys, tmp_path):
                        str(tmp_path / "x.npz"), "--json", str(tmp_path / "e.json"))
     assert code == 0, err
     assert json.loads((tmp_path / "e.json").read_text())["run"]["dt"] == 5e-4
+
+
+def test_sinabs_time_axis_without_the_profile_is_refused_naming_it(capsys, tmp_path):
+    g = nir.NIRGraph(
+        nodes={"input": nir.Input(np.array([60, 2])), "fc": nir.Affine(np.ones((1, 2)),
+                                                                       np.zeros(1)),
+               "if": nir.IF(r=np.ones(1), v_threshold=np.ones(1)),
+               "output": nir.Output(np.array([60, 1]))},
+        edges=[("input", "fc"), ("fc", "if"), ("if", "output")], type_check=False)
+    nir.write(tmp_path / "s.nir", g)
+    save_spikes({"input": x_btf(n=2)}, tmp_path / "x.npz")
+    code, _, err = cli(capsys, "simulate", str(tmp_path / "s.nir"), "--input",
+                       str(tmp_path / "x.npz"))
+    assert code == 2 and err.count("\n") == 1 and "pass --from sinabs" in err
+    code, _, err = cli(capsys, "simulate", str(tmp_path / "s.nir"), "--input",
+                       str(tmp_path / "x.npz"), "--from", "sinabs")
+    assert code == 0, err

@@ -22,11 +22,18 @@ def load_graph_warn_dt(path: Path, dt: float | None = None, source: str | None =
     """Load a NIR graph through an import profile (`source`, --from; else the one the file
     records) with singleton Input/Output dimensions tolerated; warn on stderr when it has no
     time step and none was given, or when its parameters suggest a profile."""
-    from neurocompile.interop import import_graph
+    from neurocompile.errors import GraphValidationError, Problem
+    from neurocompile.interop import import_graph, shape_hint
     from neurocompile.ir.validate import check_graph
 
     graph, notes = import_graph(load_graph(path, check=False), source, dt)
-    check_graph(graph, str(path))
+    try:
+        check_graph(graph, str(path))
+    except GraphValidationError as exc:
+        hint = shape_hint(graph) if source is None else None
+        if hint is None:
+            raise
+        raise GraphValidationError(exc.problems + [Problem("<graph>", hint)], str(path)) from None
     for note in notes:
         click.echo(f"warning: {path}: {note}", err=True)
     if source is None:  # a profile sets dt itself

@@ -36,7 +36,7 @@ DETECTORS = {"snntorch": snntorch.looks_like, "norse": norse.looks_like,
 
 __all__ = ["CONVENTIONS_KEY", "LAYOUTS", "LAYOUT_KEY", "PROFILES", "PROFILE_KEY", "applied",
            "apply_profile", "from_btf", "graph_layout", "import_graph", "layout_warning",
-           "suspects", "to_btf"]
+           "shape_hint", "suspects", "to_btf"]
 
 
 def applied(graph: nir.NIRGraph) -> str | None:
@@ -80,6 +80,19 @@ def suspects(graph: nir.NIRGraph) -> list[str]:
             out.append(f"graph parameters look like {name}'s NIR export ({reason}) but no "
                        f"import profile was given: pass --from {name}")
     return out
+
+
+def shape_hint(graph: nir.NIRGraph) -> str | None:
+    """For a graph that does not validate: the profile whose Input/Output convention would
+    make it valid (Sinabs writes the sample's time axis, (T, n) for n neurons), or None."""
+    try:
+        fixed, notes = squeeze_io(copy_graph(graph), leading=True)
+    except Exception:  # noqa: BLE001 - no hint for a graph broken in another way
+        return None
+    if notes and not validate(fixed):
+        return ("Input/Output shapes carry a leading axis, as Sinabs' export writes the "
+                "sample's time axis: pass --from sinabs")
+    return None
 
 
 def import_graph(graph: nir.NIRGraph, profile: str | None = None, dt: float | None = None
