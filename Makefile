@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install -q -e ".[torch,data,plots,dev,norse,onnx,lnp]" $(TORCH_PIN)
 	# NeuroBench cross-check: without its heavy audio/vision dependencies, which the metrics do not use.
 	$(VENV)/bin/python -m pip install -q --no-deps neurobench==2.3.0 snntorch==1.0.0
+	# Interop tests: sinabs pins nir<=1.0.4 but runs on the nir this package needs; no deps.
+	$(VENV)/bin/python -m pip install -q --no-deps sinabs==3.1.3 pbr
 	touch $@
 
 # The same code as `neurocompile lava setup` (neurocompile/lava_setup.py): finds Python 3.10

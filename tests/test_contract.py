@@ -32,26 +32,32 @@ DT = 1e-3
 
 
 # -- torch step == semantics.step, for every kind and parameter range --------------------------
-def _node(kind: str, n: int, draw) -> nir.NIRNode:
+def _node(kind: str, n: int, draw, reset: str = "zero") -> nir.NIRNode:
     tau = st.floats(DT, 1.0)  # dt/tau in (0, 1]: every stable Euler step
     vec = lambda s: np.array([draw(s) for _ in range(n)])  # noqa: E731
     p = {"tau": vec(tau), "tau_syn": vec(tau), "tau_mem": vec(tau),
          "r": vec(st.floats(-4, 4)), "v_leak": vec(st.floats(-2, 2)),
          "v_threshold": vec(st.floats(0.05, 3)), "w_in": vec(st.floats(-3, 3))}
-    return getattr(nir, kind)(**{k: p[k] for k in semantics.PARAM_NAMES[kind]})
+    node = getattr(nir, kind)(**{k: p[k] for k in semantics.PARAM_NAMES[kind]})
+    if reset != "zero":
+        node.metadata = {semantics.RESET_KEY: reset}
+    return node
 
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), kind=st.sampled_from(list(semantics.PARAM_NAMES)),
        n=st.integers(1, 5), steps=st.integers(1, 30))
 def test_torch_step_equals_the_numpy_step_bit_for_bit(data, kind, n, steps):
-    node = _node(kind, n, data.draw)
+    spiking = "v_threshold" in semantics.PARAM_NAMES[kind]
+    reset = data.draw(st.sampled_from(semantics.RESET_RULES)) if spiking else "zero"
+    node = _node(kind, n, data.draw, reset)
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     x = rng.normal(0, 2, (steps, 3, n))
     d = semantics.discretise("n", node, DT).prepare(np.float64)
+    assert d.params.reset == reset
     u, v = d.state(3)
     params = {k: np.asarray(getattr(node, k)) for k in semantics.PARAM_NAMES[kind]}
-    p = torch_step_params(kind, params, DT, torch.float64)
+    p = torch_step_params(kind, params, DT, torch.float64, reset)
     state = NeuronState(torch.zeros(3, n, dtype=torch.float64),
                         torch.zeros(3, n, dtype=torch.float64))
     for t in range(steps):
@@ -74,6 +80,44 @@ def test_a_wrong_step_is_caught():
         semantics.step(d, u, v, x)
         other = (other + d.bias) * d.keep_v + d.gain * x  # a plausible but different order
     assert not np.array_equal(v, other)
+
+
+def test_subtractive_reset_keeps_the_excess_and_a_zero_reset_would_fail():
+    """Reset "subtract" leaves v - v_th after a spike (torch and NumPy alike); "zero" does not."""
+    node = nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0]))
+    node.metadata = {semantics.RESET_KEY: "subtract"}
+    d = semantics.discretise("n", node, DT).prepare()
+    u, v = d.state(1)
+    x = np.array([[0.75]])
+    spikes = [bool(semantics.step(d, u, v, x)[0, 0]) for _ in range(5)]
+    # v: 0.75, 1.5 -> 0.5, 1.25 -> 0.25, 1.0 (not > 1), 1.75 -> 0.75
+    assert spikes == [False, True, True, False, True] and v[0, 0] == 0.75
+    p = torch_step_params("IF", {"r": [1.0], "v_threshold": [1.0]}, DT, torch.float64,
+                          "subtract")
+    state = NeuronState(torch.zeros(1, 1, dtype=torch.float64),
+                        torch.zeros(1, 1, dtype=torch.float64))
+    z, state = step(torch.tensor([[1.5]], dtype=torch.float64), state, p)
+    assert z.item() == 1 and state.v.item() == 0.5
+    zero = semantics.discretise("n", nir.IF(r=np.array([1.0]), v_threshold=np.array([1.0])),
+                                DT).prepare()
+    u0, v0 = zero.state(1)
+    assert [bool(semantics.step(zero, u0, v0, x)[0, 0]) for _ in range(5)] != spikes
+
+
+@pytest.mark.parametrize(("meta", "match"), [
+    ({"reset": "to_value"}, "must be one of zero, subtract"),
+    ({"reset": 3}, "must be one of"),
+])
+def test_an_unknown_reset_rule_is_refused_naming_the_node(meta, match):
+    node = nir.LIF(tau=np.array([0.01]), r=np.array([1.0]), v_leak=np.array([0.0]),
+                   v_threshold=np.array([1.0]))
+    node.metadata = meta
+    with pytest.raises(UnsupportedError, match=f"node 'lif1'.*{match}"):
+        semantics.discretise("lif1", node, DT)
+    li = nir.LI(tau=np.array([0.01]), r=np.array([1.0]), v_leak=np.array([0.0]))
+    li.metadata = {"reset": "subtract"}
+    with pytest.raises(UnsupportedError, match="does not spike"):
+        semantics.discretise("li", li, DT)
 
 
 # -- one Loihi reader: Lava lowering and the reference fixed-point mode reject the same set ----

@@ -14,6 +14,10 @@ What these tests pin down (docs/interop.md explains each with the numbers):
   "subtract", and "zero" of Synaptic and RLeaky (which zero the whole step after a spike), do
   not. A NumPy model of both frameworks, identical except for the reset rule, reproduces each
   side exactly, so the reset rule is the whole difference.
+* The import profiles (--from snntorch for reset_mechanism "subtract", snntorch-zero for
+  "zero") supply the dt and the reset rules ("subtract_next", "zero", "zero_next"): every case
+  then equals snnTorch spike for spike after the depth shift, feed-forward, recurrent and
+  convolutional, on the reference and on Lava float.
 """
 
 from __future__ import annotations
@@ -63,14 +67,15 @@ def _net(kind: str = "leaky", reset: str = "zero", bias: bool = False, seed: int
     return net
 
 
-def _rleaky_net(reset: str, seed: int = 0):
-    """Linear -> RLeaky (all-to-all recurrent Linear, its bias zeroed)."""
+def _rleaky_net(reset: str, seed: int = 0, synaptic: bool = False):
+    """Linear -> RLeaky or RSynaptic (all-to-all recurrent Linear, its bias zeroed)."""
     torch.manual_seed(seed)
     n_in, n_hid, _ = SIZES
-    net = torch.nn.Sequential(
-        torch.nn.Linear(n_in, n_hid, bias=False),
-        snn.RLeaky(beta=torch.full((n_hid,), 0.875), threshold=torch.ones(n_hid),
-                   linear_features=n_hid, init_hidden=True, reset_mechanism=reset))
+    kw = dict(beta=torch.full((n_hid,), 0.875), threshold=torch.ones(n_hid),
+              linear_features=n_hid, init_hidden=True, reset_mechanism=reset)
+    neuron = snn.RSynaptic(alpha=torch.full((n_hid,), 0.75), **kw) if synaptic \
+        else snn.RLeaky(**kw)
+    net = torch.nn.Sequential(torch.nn.Linear(n_in, n_hid, bias=False), neuron)
     with torch.no_grad():
         net[0].weight.mul_(3.0)
         net[1].recurrent.weight.mul_(2.0)
@@ -148,7 +153,7 @@ def _layers(net) -> list[dict]:
              "beta": neu.beta.detach().double().numpy(),
              "alpha": neu.alpha.detach().double().numpy() if hasattr(neu, "alpha") else 0.0,
              "thr": neu.threshold.detach().double().numpy(), "V": None}
-        if isinstance(neu, snn.RLeaky):
+        if isinstance(neu, (snn.RLeaky, snn.RSynaptic)):
             p["V"] = neu.recurrent.weight.detach().double().numpy()
         layers.append(p)
     return layers
@@ -299,12 +304,15 @@ CASES = [  # (model, reset_mechanism, snnTorch's rule in _model, depth)
     ("synaptic", "zero", "zero_step", 2),
     ("rleaky", "subtract", "subtract", 1),
     ("rleaky", "zero", "zero_step", 1),
+    ("rsynaptic", "subtract", "subtract", 1),
+    ("rsynaptic", "zero", "zero_step", 1),
 ]
 
 
 @pytest.mark.parametrize(("kind", "reset", "rule", "depth"), CASES)
 def test_reset_rule_is_the_whole_difference(tmp_path, kind, reset, rule, depth):
-    net = _rleaky_net(reset) if kind == "rleaky" else _net(kind, reset)
+    net = _rleaky_net(reset, synaptic=kind == "rsynaptic") if kind.startswith("r") \
+        else _net(kind, reset)
     graph = _export(net, tmp_path / f"{kind}_{reset}.nir")
     assert validate(graph) == []  # accepted: the exporter wrote v_reset = 0
     x = _spikes()
@@ -345,3 +353,118 @@ def test_threshold_tie_resolves_differently(tmp_path):
     # dt as the exporter's float32 value makes this mapping exact (0.875 and 8 are dyadic).
     exact, _ = _neurocompile_run(graph, x, dt=float(np.float32(SNNTORCH_DT)))
     assert not exact.any()
+
+
+# ----------------------------------------------------------------------------- (d) the profile
+
+def test_profile_is_suggested_and_supplies_the_exporters_dt(tmp_path):
+    from neurocompile.interop import PROFILE_KEY, import_graph
+
+    net = _net("leaky", "zero")
+    graph = _export(net, tmp_path / "leaky.nir")
+    _, notes = import_graph(graph)
+    assert any("pass --from snntorch" in n for n in notes)
+    profiled, notes = import_graph(graph, "snntorch-zero")
+    assert profiled.metadata[PROFILE_KEY] == "snntorch-zero"
+    assert notes == [next(n for n in notes if "does not export reset_mechanism" in n)]
+    assert profiled.metadata["dt"] == float(np.float32(SNNTORCH_DT))
+    x = _spikes()
+    ref, _ = _snntorch_run(net, x)
+    ours, _ = _neurocompile_run(profiled, x, dt=None)  # no --dt: the profile's
+    np.testing.assert_array_equal(ours[:, 2:], ref[:, :-2])
+    with pytest.raises(UnsupportedError, match="leave --dt out with --from snntorch"):
+        import_graph(graph, "snntorch", dt=1e-3)
+
+
+def test_profile_dt_resolves_the_threshold_tie_as_snntorch(tmp_path):
+    """The profile's dt is the exporter's float32(1e-4): the tie of
+    test_threshold_tie_resolves_differently goes snnTorch's way."""
+    from neurocompile.interop import import_graph
+
+    net = torch.nn.Sequential(
+        torch.nn.Linear(1, 1, bias=False),
+        snn.Leaky(beta=torch.full((1,), 0.875), threshold=torch.ones(1), init_hidden=True,
+                  reset_mechanism="zero", output=True))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exported = export_nir.export_to_nir(net, torch.zeros(1, 1), ignore_dims=[0])
+    graph, _ = import_graph(exported, "snntorch-zero")
+    x = np.zeros((1, 4, 1), np.float32)
+    x[0, 0, 0] = 1.0
+    ours, _ = _neurocompile_run(graph, x, dt=None)
+    assert not ours.any()
+
+
+@pytest.mark.parametrize(("kind", "reset", "rule", "depth"), CASES)
+def test_profile_reproduces_every_reset_mechanism(tmp_path, kind, reset, rule, depth):
+    """With the profile for the reset_mechanism used (snntorch: 'subtract', snntorch-zero:
+    'zero'), every case above equals snnTorch spike for spike after the depth shift."""
+    from neurocompile.interop import import_graph
+
+    net = _rleaky_net(reset, synaptic=kind == "rsynaptic") if kind.startswith("r") \
+        else _net(kind, reset)
+    profile = "snntorch" if reset == "subtract" else "snntorch-zero"
+    graph, _ = import_graph(_export(net, tmp_path / f"{kind}_{reset}.nir"), profile)
+    x = _spikes()
+    ref, _ = _snntorch_run(net, x)
+    ours, _ = _neurocompile_run(graph, x, dt=None)
+    assert ref.sum() > 20
+    np.testing.assert_array_equal(ours[:, depth:], ref[:, :-depth])
+    other = "snntorch-zero" if profile == "snntorch" else "snntorch"
+    wrong, _ = import_graph(_export(net, tmp_path / "w.nir"), other)
+    assert not np.array_equal(_neurocompile_run(wrong, x, dt=None)[0][:, depth:], ref[:, :-depth])
+
+
+def _conv_net():
+    """Conv2d -> Leaky (2, 4, 4) -> Flatten -> Linear -> Leaky, snnTorch's default reset."""
+    torch.manual_seed(0)
+    kw = dict(init_hidden=True, reset_mechanism="subtract")
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 2, 3, bias=False),
+        snn.Leaky(beta=torch.full((2, 4, 4), 0.875), threshold=torch.ones(2, 4, 4), **kw),
+        torch.nn.Flatten(), torch.nn.Linear(32, 3, bias=False),
+        snn.Leaky(beta=torch.full((3,), 0.875), threshold=torch.ones(3), output=True, **kw))
+    with torch.no_grad():
+        net[0].weight.abs_().mul_(1.5)  # excitatory, so both layers spike
+        net[3].weight.mul_(3.0)
+    return net
+
+
+def test_conv_network_equals_snntorch(tmp_path):
+    from neurocompile.interop import import_graph
+
+    net = _conv_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nir.write(tmp_path / "c.nir", export_nir.export_to_nir(net, torch.zeros(1, 1, 6, 6),
+                                                               ignore_dims=[0]))
+    graph, _ = import_graph(load_graph(tmp_path / "c.nir"), "snntorch")
+    x = (np.random.default_rng(1).random((4, 40, 1, 6, 6)) < 0.4).astype(np.float32)
+    ref, _ = _snntorch_run(net, x)
+    ours, _ = _neurocompile_run(graph, x, dt=None)
+    assert ref.sum() > 50
+    np.testing.assert_array_equal(ours[:, 2:], ref[:, :-2])
+
+
+@pytest.mark.lava
+@pytest.mark.slow
+def test_lava_float_runs_the_snntorch_profile_like_snntorch(tmp_path):
+    """RLeaky with snnTorch's default reset (subtract_next), recurrent, on Lava float."""
+    from test_lava_helpers import ensure_lava_env
+
+    from neurocompile.interop import import_graph
+    from neurocompile.targets import get_target
+
+    if ensure_lava_env() is None:
+        pytest.skip("no Lava interpreter: set NEUROCOMPILE_LAVA_PYTHON or run `make lava-venv`")
+    net = _rleaky_net("subtract")
+    graph, _ = import_graph(_export(net, tmp_path / "r.nir"), "snntorch")
+    x = _spikes()
+    target = get_target("lava")
+    res = target.run(target.compile(graph, {}), {"input": x})
+    ref, _ = _snntorch_run(net, x)
+    (out,) = res.outputs.values()
+    assert ref.sum() > 50
+    np.testing.assert_array_equal(out[:, 1:], ref[:, :-1])

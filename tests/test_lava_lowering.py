@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from test_lava_helpers import convnet, cuba_lif, dyadic, feedforward, graph, lif
 
+from neurocompile import semantics
 from neurocompile.cli.main import main
 from neurocompile.errors import NIRFileError, UnsupportedError
 from neurocompile.ir.io import save_graph
@@ -50,12 +51,16 @@ def test_gain_other_than_one_is_folded_into_weights():
     np.testing.assert_array_equal(lower(g).synapses[0].weight, 0.75 * w)
 
 
-def test_affine_bias_into_cuba_lif_is_refused_naming_the_node():
-    g = graph({"i": nir.Input(np.array([2])), "fc": nir.Affine(np.ones((3, 2)), np.ones(3)),
+def test_affine_bias_into_cuba_lif_becomes_a_constant_current():
+    """With du < 1 the bias persists in u: it is sent into u every step, not added to v."""
+    g = graph({"i": nir.Input(np.array([2])), "fc": nir.Affine(np.ones((3, 2)),
+                                                               np.array([1.0, 2.0, 0.5])),
                "n": cuba_lif(3), "o": nir.Output(np.array([3]))},
               [("i", "fc"), ("fc", "n"), ("n", "o")])
-    with pytest.raises(UnsupportedError, match=r"node 'n': the bias of \['fc'\].*du = 0.25"):
-        lower(g)
+    pop = lower(g).populations["n"]
+    gain = semantics.discretise("n", g.nodes["n"], 1e-3).gain
+    np.testing.assert_array_equal(pop.current, gain * np.array([1.0, 2.0, 0.5]))
+    np.testing.assert_array_equal(pop.bias, 0.0)
 
 
 def test_non_uniform_threshold_and_delay_are_refused():

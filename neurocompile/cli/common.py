@@ -14,17 +14,70 @@ import nir
 from rich.console import Console
 from rich.table import Table
 
-from neurocompile.ir.io import load_graph
+from neurocompile.ir.io import load_graph, load_spikes
 from neurocompile.semantics.float import dt_fallback_warning
 
 
-def load_graph_warn_dt(path: Path, dt: float | None = None) -> nir.NIRGraph:
-    """Load a NIR graph; warn on stderr when it has no time step and none was given."""
-    graph = load_graph(path)
-    message = dt_fallback_warning(graph, dt)
-    if message:
-        click.echo(f"warning: {path}: {message}", err=True)
+def load_graph_warn_dt(path: Path, dt: float | None = None, source: str | None = None
+                       ) -> nir.NIRGraph:
+    """Load a NIR graph through an import profile (`source`, --from; else the one the file
+    records) with singleton Input/Output dimensions tolerated; warn on stderr when it has no
+    time step and none was given, or when its parameters suggest a profile."""
+    from neurocompile.errors import GraphValidationError, Problem
+    from neurocompile.interop import import_graph, shape_hint
+    from neurocompile.ir.validate import check_graph
+
+    graph, notes = import_graph(load_graph(path, check=False), source, dt)
+    try:
+        check_graph(graph, str(path))
+    except GraphValidationError as exc:
+        hint = shape_hint(graph) if source is None else None
+        if hint is None:
+            raise
+        raise GraphValidationError(exc.problems + [Problem("<graph>", hint)], str(path)) from None
+    for note in notes:
+        click.echo(f"warning: {path}: {note}", err=True)
+    if source is None:  # a profile sets dt itself
+        message = dt_fallback_warning(graph, dt)
+        if message:
+            click.echo(f"warning: {path}: {message}", err=True)
     return graph
+
+
+def from_option(func: Callable) -> Callable:
+    """--from FRAMEWORK: the import profile a command loads its graph(s) with."""
+    from neurocompile.interop import PROFILES
+
+    return click.option(
+        "--from", "source", type=click.Choice(list(PROFILES)), default=None,
+        help="Import profile: read the graph by this framework's NIR conventions "
+             "(docs/interop.md).")(func)
+
+
+def layout_option(func: Callable) -> Callable:
+    """--layout btf|tbf|bft: the axis order of the input data."""
+    return click.option(
+        "--layout", type=click.Choice(["btf", "tbf", "bft"]), default=None,
+        help="Input axes: btf = (batch, time, ...) (default, or the profile's), "
+             "tbf = (time, batch, ...) as snnTorch and Norse, bft = time last (lava-dl).")(func)
+
+
+def load_inputs(path: Path, graph: nir.NIRGraph, layout: str | None
+                ) -> tuple[dict, str]:
+    """Input arrays as (batch, time, ...) from `layout` (else the profile's, else btf); warns
+    when a shape suggests the other layout. Returns (inputs, layout used)."""
+    from neurocompile.interop import graph_layout, layout_warning, to_btf
+
+    data = load_spikes(path)
+    used = layout or graph_layout(graph)
+    if layout is None and used != "btf":
+        click.echo(f"warning: {path}: reading inputs as {used}, the import profile's layout; "
+                   "pass --layout to choose", err=True)
+    for name, arr in data.items():
+        message = layout_warning(name, tuple(arr.shape), used)
+        if message:
+            click.echo(f"warning: {path}: {message}", err=True)
+    return {k: to_btf(v, used) for k, v in data.items()}, used
 
 
 def check_outputs(inputs: list[Path | None], outputs: list[Path | None]) -> None:

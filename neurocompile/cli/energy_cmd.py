@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from neurocompile.cli.common import console, emit_json, report_options
+from neurocompile.cli.common import console, emit_json, from_option, layout_option, report_options
 from neurocompile.errors import InputDataError, NIRFileError
 
 
@@ -59,12 +59,15 @@ def _mapping_from(manifest: dict | None, mapping_path: Path | None) -> dict | No
 @click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph's).")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=None, help="Write report.json, report.md and the plots into this directory.")
+@from_option
+@layout_option
 @report_options
 def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, fmt: str,
                mapping_path: Path | None, dt: float | None, out_dir: Path | None,
-               json_out: str | None) -> None:
+               json_out: str | None, source: str | None = None,
+               layout: str | None = None) -> None:
     """Estimate energy, latency and cores per inference from the real counts of a run."""
-    from neurocompile.cli.common import load_graph_warn_dt
+    from neurocompile.cli.common import load_graph_warn_dt, load_inputs
     from neurocompile.energy import (
         build_report,
         render_markdown,
@@ -73,17 +76,22 @@ def energy_cmd(model: Path, input_path: Path, steps: int | None, hw_list: str, f
         to_json,
     )
     from neurocompile.ir.graph import quantization_scheme
-    from neurocompile.ir.io import load_spikes, write_text
+    from neurocompile.ir.io import write_text
+    from neurocompile.semantics.float import graph_dt
     from neurocompile.targets.reference import simulate
 
     graph_path, manifest = _resolve_model(model)
     if dt is None and manifest and isinstance(manifest.get("options"), dict):
         stored_dt = manifest["options"].get("dt")  # the time step the artifact was compiled at
         dt = float(stored_dt) if isinstance(stored_dt, (int, float)) and stored_dt > 0 else None
-    graph = load_graph_warn_dt(graph_path, dt)
+    graph = load_graph_warn_dt(graph_path, dt, source)
+    # the report records the time step the run used (given, the artifact's, or the graph's)
+    dt = graph_dt(graph, dt)
+    graph.metadata = {**(graph.metadata or {}), "dt": dt}
     quantized = quantization_scheme(graph) == "loihi"
+    inputs, _ = load_inputs(input_path, graph, layout)
     try:  # a Loihi-quantized graph is counted in its integer arithmetic, as it would run
-        result = simulate(graph, load_spikes(input_path), steps, dt=dt, fixed_point=quantized,
+        result = simulate(graph, inputs, steps, dt=dt, fixed_point=quantized,
                           count_active=True)
     except InputDataError as exc:
         raise InputDataError(f"{input_path}: {exc}") from exc

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from neurocompile.cli.common import load_graph_warn_dt
+from neurocompile.cli.common import from_option, load_graph_warn_dt
 
 FORMATS = ("onnx",)
 
@@ -25,15 +25,16 @@ FORMATS = ("onnx",)
 @click.option("--record", is_flag=True, help="Also output every node's value (value.<node>).")
 @click.option("--dt", type=float, default=None, help="Time step in seconds (default: graph "
                                                       "metadata or 1 ms).")
+@from_option
 def export_cmd(graph_path: Path, fmt: str, out_path: Path, form: str, dtype: str, record: bool,
-               dt: float | None) -> None:
+               dt: float | None, source: str | None = None) -> None:
     """Write GRAPH as an ONNX model of the contract; onnx.checker passes on what is written."""
     from neurocompile.ir.io import atomic_path
     from neurocompile.targets import get_target
 
     target = get_target("onnx")
     target.check_available()
-    graph = load_graph_warn_dt(graph_path, dt)
+    graph = load_graph_warn_dt(graph_path, dt, source)
     opts = target.options({"dt": dt, "dtype": dtype, "form": form, "counters": record})
     from neurocompile.targets.onnx.target import build
 

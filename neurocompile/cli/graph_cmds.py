@@ -15,12 +15,16 @@ from neurocompile.cli.common import (
     check_outputs,
     console,
     emit_json,
+    from_option,
     json_file,
+    layout_option,
     load_graph_warn_dt,
+    load_inputs,
     report_options,
 )
 from neurocompile.cli.common import table as make_table
 from neurocompile.errors import InputDataError
+from neurocompile.interop import from_btf
 from neurocompile.ir.io import load_graph, load_spikes, save_spikes, write_text
 
 
@@ -89,10 +93,13 @@ def inspect_cmd(graph_path: Path, json_out: str | None) -> None:
 @click.option("-o", "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the output spikes (.npz or a NIR data file).")
 @click.option("--device", default=None, help="torch device (cpu, cuda) of the torch and norse targets.")
+@from_option
+@layout_option
 @report_options
 def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, fixed_point: bool,
                  dt: float | None, out_path: Path | None, device: str | None,
-                 json_out: str | None) -> None:
+                 json_out: str | None, source: str | None = None,
+                 layout: str | None = None) -> None:
     """Run a NIR graph (or a compiled artifact) on input spikes and print per-node activity."""
     from neurocompile.targets import get_target
 
@@ -108,11 +115,11 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     if model.is_dir():
         artifact = backend.load_artifact(model, graph_options)
     else:
-        graph = load_graph_warn_dt(model, dt)
+        graph = load_graph_warn_dt(model, dt, source)
         clock.lap("load")
         artifact = backend.compile(graph, graph_options)
     clock.lap("build")
-    inputs = load_spikes(input_path)
+    inputs, layout = load_inputs(input_path, artifact.graph, layout)
     clock.lap("load")
     try:
         result = backend.run(artifact, inputs, steps)
@@ -128,8 +135,8 @@ def simulate_cmd(model: Path, input_path: Path, steps: int | None, target: str, 
     table.add_row("[bold]total", *(f"{result.total(k):,}" for k in
                                    ("spikes", "synaptic_events", "neuron_updates")))
     console.print(table)
-    if out_path is not None:
-        save_spikes(result.outputs, out_path)
+    if out_path is not None:  # in the layout the inputs came in
+        save_spikes({k: from_btf(v, layout) for k, v in result.outputs.items()}, out_path)
         console.print(f"wrote {out_path}")
     clock.lap("write")
     console.print(clock.line())
@@ -183,9 +190,15 @@ def demo_cmd(out_dir: Path, json_out: str | None) -> None:
 @click.option("--labels", "labels_path", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help=".npz with an array 'labels' (one class per sample) for accuracy.")
 @click.option("--steps", type=click.IntRange(min=1), default=None, help="Steps to run.")
+@click.option("--dt", type=float, default=None,
+              help="Time step in seconds for both graphs (default: each graph's, else 1 ms).")
+@from_option
+@layout_option
 @report_options
 def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
-                labels_path: Path | None, steps: int | None, json_out: str | None) -> None:
+                labels_path: Path | None, steps: int | None, json_out: str | None,
+                dt: float | None = None, source: str | None = None,
+                layout: str | None = None) -> None:
     """Run a graph and its pruned/quantized version on the same inputs; print how they agree.
 
     A Loihi-quantized second graph runs in fixed point (its non-spiking readouts rescaled)."""
@@ -197,9 +210,13 @@ def compare_cmd(reference_path: Path, transformed_path: Path, input_path: Path,
         if "labels" not in data:
             raise InputDataError(f"{labels_path}: no array named 'labels' (got {sorted(data)})")
         labels = data["labels"]
+    graphs = [load_graph_warn_dt(p, dt, source) for p in (reference_path, transformed_path)]
+    if dt is not None:  # compare runs each graph at its metadata dt
+        for g in graphs:
+            g.metadata = {**(g.metadata or {}), "dt": float(dt)}
+    inputs, _ = load_inputs(input_path, graphs[0], layout)
     try:
-        result = compare(load_graph_warn_dt(reference_path), load_graph_warn_dt(transformed_path),
-                         load_spikes(input_path), steps, labels=labels)
+        result = compare(*graphs, inputs, steps, labels=labels)
     except InputDataError as exc:
         raise InputDataError(f"{input_path}: {exc}") from exc
     table = Table(title=f"{transformed_path} vs {reference_path} "

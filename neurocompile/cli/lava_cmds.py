@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from neurocompile.cli.common import console, emit_json, report_options
+from neurocompile.cli.common import console, emit_json, from_option, report_options
 from neurocompile.cli.common import table as make_table
 
 
@@ -59,10 +59,11 @@ def resource_table(resources: dict) -> Table:
               help="Weight precision of a float graph for the memory estimate (default 8).")
 @click.option("--sparse", type=click.Choice(["auto", "dense", "sparse"]), default=None,
               help="Lava connection process: Sparse when pruned (default auto).")
+@from_option
 @report_options
 def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: float | None,
                 chips: int | None, weight_bits: int | None, sparse: str | None,
-                json_out: str | None) -> None:
+                json_out: str | None, source: str | None = None) -> None:
     """Compile a NIR graph for a target and write an artifact directory (graph + manifest)."""
     from neurocompile.cli.common import load_graph_warn_dt
     from neurocompile.targets import get_target
@@ -71,7 +72,7 @@ def compile_cmd(model: Path, target: str, out_dir: Path, fixed_point: bool, dt: 
     backend = get_target(target)
     options = {"dt": dt, "fixed_point": fixed_point or None, "chips": chips,
                "weight_bits": weight_bits, "sparse": sparse}
-    artifact = backend.compile(load_graph_warn_dt(model, dt), options)
+    artifact = backend.compile(load_graph_warn_dt(model, dt, source), options)
     write_artifact(artifact, out_dir)
     manifest = read_manifest(out_dir)
     if "resources" in manifest:

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from neurocompile.cli.common import report_options
-from neurocompile.ir.io import load_spikes, save_graph
+from neurocompile.cli.common import from_option, layout_option, report_options
+from neurocompile.ir.io import save_graph
 
 
 def report_table(report) -> Table:
@@ -80,20 +80,29 @@ def _pass_command(kind: str, selector: str, default: str | None, doc: str) -> cl
     @click.option("-o", "--out", "output", required=True,
                   type=click.Path(dir_okay=False, path_type=Path),
                   help="Where to write the new NIR graph.")
+    @from_option
+    @layout_option
     @report_options
     def command(graph_path: Path, method: str, calibration_path: Path | None, steps: int | None,
-                dt: float | None, output: Path, json_out: str | None, **kwargs) -> None:
+                dt: float | None, output: Path, json_out: str | None,
+                source: str | None = None, layout: str | None = None, **kwargs) -> None:
         from neurocompile.analysis import run_pass
-        from neurocompile.cli.common import check_outputs, json_file, load_graph_warn_dt
+        from neurocompile.cli.common import (
+            check_outputs,
+            json_file,
+            load_graph_warn_dt,
+            load_inputs,
+        )
         from neurocompile.passes import get_pass
 
         get_pass(method, kind)  # an unknown name: one line listing the known ones
         check_outputs([graph_path, calibration_path], [output, json_file(json_out)])
         options = config.union_values(classes, method, kwargs, f"--{selector}", union.names)
-        graph = load_graph_warn_dt(graph_path, dt)
+        graph = load_graph_warn_dt(graph_path, dt, source)
         if dt is not None:
             graph.metadata = {**(graph.metadata or {}), "dt": float(dt)}
-        calibration = load_spikes(calibration_path) if calibration_path is not None else None
+        calibration = None if calibration_path is None else \
+            load_inputs(calibration_path, graph, layout)[0]
         new_graph, report = run_pass(method, graph, options, calibration=calibration,
                                      steps=steps, kind=kind)
         _finish(new_graph, report, output, json_out)

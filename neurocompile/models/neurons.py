@@ -3,7 +3,9 @@
 Norse-style split: pure functions compute the per-step parameters and advance one step;
 thin nn.Modules hold the NIR parameters and loop over time. Per step, in this order:
 
-    u = u * (1 - du) + gain * I[t];  v = v * (1 - dv) + u + bias;  s = v > v_th;  v = 0 where s
+    u = u * (1 - du) + gain * I[t];  v = v * (1 - dv) + u + bias;  s = v > v_th;
+    v = 0 where s (reset "zero"), or v = v - v_th where s (reset "subtract"); the "_next" rules
+    apply these in the following step, after its update (semantics.float docstring)
 
 (du, dv, gain, bias) come from the NIR parameters through `neurocompile.semantics.per_step`
 (the formulas written once, applied here to float64 tensors so trainable time constants keep
@@ -21,7 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurocompile.semantics.float import PARAM_NAMES, TAU_NAMES, per_step
+from neurocompile.semantics.float import (
+    NEXT_STEP_RULES,
+    PARAM_NAMES,
+    RESET_RULES,
+    TAU_NAMES,
+    per_step,
+)
 
 F64 = torch.float64
 DEFAULT_SLOPE = 10.0
@@ -56,6 +64,7 @@ class StepParams(NamedTuple):
     gain: torch.Tensor
     bias: torch.Tensor
     v_threshold: torch.Tensor | None
+    reset: str = "zero"  # semantics.RESET_RULES
 
 
 class NeuronState(NamedTuple):
@@ -70,15 +79,17 @@ def _f64(x) -> torch.Tensor:
 
 
 def torch_step_params(kind: str, params: dict[str, torch.Tensor], dt: float,
-               dtype: torch.dtype = torch.float32) -> StepParams:
+                      dtype: torch.dtype = torch.float32, reset: str = "zero") -> StepParams:
     """Per-step parameters of a neuron kind from its NIR parameters (semantics.per_step)."""
     if kind not in PARAM_NAMES:
         raise ValueError(f"unknown neuron kind {kind!r}; known: {sorted(PARAM_NAMES)}")
+    if reset not in RESET_RULES:
+        raise ValueError(f"unknown reset rule {reset!r}; known: {', '.join(RESET_RULES)}")
     p = {k: _f64(v) for k, v in params.items()}
     du, dv, gain, bias, vth = per_step(kind, p, dt)
     vth = None if vth is None else vth.expand_as(dv).to(dtype)
     return StepParams((1 - du).to(dtype), (1 - dv).to(dtype), gain.expand_as(dv).to(dtype),
-                      bias.expand_as(dv).to(dtype), vth)
+                      bias.expand_as(dv).to(dtype), vth, reset)
 
 
 def lif_params(tau, r, v_leak, v_threshold, dt: float, dtype=torch.float32) -> StepParams:
@@ -117,9 +128,17 @@ def step(i: torch.Tensor, state: NeuronState, p: StepParams, slope: float = DEFA
     v = state.v * p.keep_v + u + p.bias
     if p.v_threshold is None:
         return v, NeuronState(u, v)
+    if p.reset in NEXT_STEP_RULES:  # last step's spikes, from the un-reset state (no gradient)
+        prev = (state.v > p.v_threshold).to(v.dtype)
+        v = v - p.v_threshold * prev if p.reset == "subtract_next" else v * (1 - prev)
+        return spike(v - p.v_threshold, slope), NeuronState(u, v)
     # v - v_th > 0 exactly when v > v_th (IEEE subtraction of finite values keeps the sign).
     z = spike(v - p.v_threshold, slope)
-    v = v * (1 - (z.detach() if detach_reset else z))  # v*0 or v*1: exactly where(z, 0, v)
+    zr = z.detach() if detach_reset else z
+    if p.reset == "subtract":
+        v = v - p.v_threshold * zr  # v - v_th or v - 0: exactly where(z, v - v_th, v)
+    else:
+        v = v * (1 - zr)  # v*0 or v*1: exactly where(z, 0, v)
     return z, NeuronState(u, v)
 
 
@@ -156,8 +175,14 @@ class NeuronLayer(nn.Module):
     def __init__(self, shape: int | Sequence[int], dt: float = 1e-3, *,
                  learn: Sequence[str] = (), tau_min: float | None = None,
                  tau_unit: float | None = None, slope: float = DEFAULT_SLOPE,
-                 detach_reset: bool = True, **params):
+                 detach_reset: bool = True, reset: str = "zero", **params):
         super().__init__()
+        if reset not in RESET_RULES:
+            raise ValueError(f"{self.kind}: unknown reset rule {reset!r}; known: "
+                             f"{', '.join(RESET_RULES)}")
+        if reset != "zero" and "v_threshold" not in PARAM_NAMES[self.kind]:
+            raise ValueError(f"{self.kind} does not spike; reset must be 'zero'")
+        self.reset = reset
         self.shape = _shape(shape)
         self.dt = float(dt)
         self.slope = float(slope)
@@ -224,9 +249,13 @@ class NeuronLayer(nn.Module):
             else:
                 getattr(self, name).copy_(value.expand(self.shape))
 
+    def nir_metadata(self) -> dict[str, str]:
+        """Node metadata that export must write beside the parameters: the reset rule."""
+        return {} if self.reset == "zero" else {"reset": self.reset}
+
     def step_params(self, dtype: torch.dtype) -> StepParams:
         """Per-step parameters in `dtype` (differentiable w.r.t. trainable taus)."""
-        return torch_step_params(self.kind, self.values(), self.dt, dtype)
+        return torch_step_params(self.kind, self.values(), self.dt, dtype, self.reset)
 
     @property
     def spiking(self) -> bool:
@@ -253,7 +282,7 @@ class NeuronLayer(nn.Module):
         return torch.stack(outs, dim=1), state
 
     def extra_repr(self) -> str:
-        return f"shape={self.shape}, dt={self.dt}, learn={self.learn}"
+        return f"shape={self.shape}, dt={self.dt}, learn={self.learn}, reset={self.reset!r}"
 
 
 class LIF(NeuronLayer):

@@ -7,7 +7,12 @@ with, and the torch models are property-tested against it.
 
 from neurocompile.semantics.float import (
     DEFAULT_DT,
+    NEXT_STEP_RULES,
     PARAM_NAMES,
+    RESET_KEY,
+    RESET_RULES,
+    SPIKE_RULES,
+    SPIKES_KEY,
     Dynamics,
     NeuronParams,
     delay_steps,
@@ -15,14 +20,21 @@ from neurocompile.semantics.float import (
     dt_fallback_warning,
     graph_dt,
     per_step,
+    reset_rule,
     run,
+    spike_rule,
     step,
 )
 from neurocompile.semantics.inverse import neuron_node
 
 __all__ = [
     "DEFAULT_DT",
+    "NEXT_STEP_RULES",
     "PARAM_NAMES",
+    "RESET_KEY",
+    "RESET_RULES",
+    "SPIKES_KEY",
+    "SPIKE_RULES",
     "Dynamics",
     "NeuronParams",
     "delay_steps",
@@ -31,6 +43,8 @@ __all__ = [
     "graph_dt",
     "neuron_node",
     "per_step",
+    "reset_rule",
     "run",
+    "spike_rule",
     "step",
 ]

@@ -5,7 +5,8 @@ Per step, for a neuron population with input I[t] (the sum of its incoming edges
     u[t] = u[t-1] * (1 - du) + gain * I[t]      # synaptic current
     v[t] = v[t-1] * (1 - dv) + u[t] + bias      # membrane
     s[t] = v[t] > v_th                          # spike (spiking neurons only)
-    v[t] = 0 where s[t]                         # reset to zero
+    v[t] = 0 where s[t]                         # reset "zero" (the default), or
+    v[t] = v[t] - v_th where s[t]               # reset "subtract"
 
 Forward-Euler discretisation with step dt of NIR's equations gives (all elementwise):
 
@@ -22,6 +23,19 @@ float64 tensors (their time constants stay differentiable) and get the same valu
 reference simulator, ADMM's forward pass, the Lyapunov and noise analyses of LNP). Parameters
 are computed in float64 in the order written above; a simulation in float32 casts the results
 once (`NeuronParams.prepare`). Delay nodes shift by round(delay / dt) steps (at least one).
+
+The reset rule is node metadata, read by `reset_rule` only: ``node.metadata["reset"]`` is
+"zero" (also when absent) or "subtract". NIR itself has only ``v_reset``, a value to reset to,
+which must be 0 here; the subtractive rule (Sinabs' MembraneSubtract, Rockpool, snnTorch's
+"subtract") has no NIR field, so an import profile or the user records it in this key.
+snnTorch resets in the step *after* a spike, after that step's update: "subtract_next" is
+v[t] = v[t-1] (1 - dv) + u[t] + bias - v_th * s[t-1] (its "subtract": the threshold is
+subtracted undecayed), "zero_next" is v[t] = 0 where s[t-1], input included (its Synaptic and
+RLeaky "zero"); v is then not reset in the spike step, and s[t-1] is v[t-1] > v_th, read from
+the state, so no extra state is kept.
+Likewise ``node.metadata["spikes"]``, read by `spike_rule` only: "single" (absent) or "multi",
+graded spikes as Sinabs' MultiSpike and Rockpool emit them: s = floor(v / v_th) where v > 0
+(so v = v_th gives one spike, as there), the reset applied s times (subtract s * v_th).
 """
 
 from __future__ import annotations
@@ -46,6 +60,13 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
 }
 TAU_NAMES = ("tau", "tau_syn", "tau_mem")
 SPIKING_KINDS = ("LIF", "CubaLIF", "IF")
+RESET_KEY = "reset"                  # node metadata key holding the reset rule
+# v = 0 / v = v - v_th where the neuron spiked, at the end of the spike step; the "_next" rules
+# apply them in the next step, after its update (snnTorch's reset_delay; see the docstring)
+RESET_RULES = ("zero", "subtract", "zero_next", "subtract_next")
+NEXT_STEP_RULES = ("zero_next", "subtract_next")
+SPIKES_KEY = "spikes"                # node metadata key holding the spike rule
+SPIKE_RULES = ("single", "multi")    # s = v > v_th / s = floor(v / v_th) where v > 0 (graded)
 
 
 def graph_dt(graph: nir.NIRGraph, dt: float | None = None) -> float:
@@ -111,6 +132,8 @@ class NeuronParams:
     gain: np.ndarray
     bias: np.ndarray
     v_threshold: np.ndarray | None  # None: non-spiking (LI, CubaLI); v is the output
+    reset: str = "zero"  # one of RESET_RULES
+    spikes: str = "single"  # one of SPIKE_RULES
 
     @property
     def spiking(self) -> bool:
@@ -129,12 +152,46 @@ def _f64(x) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
-def _check_reset(name: str, node) -> None:
+def reset_rule(name: str, node: nir.NIRNode) -> str:
+    """The reset rule of a neuron node: metadata 'reset' ("zero" when absent), checked.
+
+    The one reader of the key. NIR's v_reset must be 0 under either rule (a reset to another
+    value has no implementation here); non-spiking kinds accept only "zero".
+    """
     v_reset = getattr(node, "v_reset", None)
     if v_reset is not None and np.any(_f64(v_reset) != 0):
         raise UnsupportedError(
-            f"node {name!r}: v_reset must be 0 (the semantics reset to zero), "
-            f"got values in [{np.min(v_reset)}, {np.max(v_reset)}]")
+            f"node {name!r}: v_reset must be 0 (the semantics reset to zero or subtract the "
+            f"threshold), got values in [{np.min(v_reset)}, {np.max(v_reset)}]")
+    rule = _meta_str((getattr(node, "metadata", None) or {}).get(RESET_KEY, "zero"))
+    if rule not in RESET_RULES:
+        raise UnsupportedError(f"node {name!r}: metadata {RESET_KEY!r} must be one of "
+                               f"{', '.join(RESET_RULES)}, got {rule!r}")
+    if rule != "zero" and type(node).__name__ not in SPIKING_KINDS:
+        raise UnsupportedError(f"node {name!r}: {type(node).__name__} does not spike; its "
+                               f"metadata {RESET_KEY!r} must be 'zero' or absent, got {rule!r}")
+    return str(rule)
+
+
+def spike_rule(name: str, node: nir.NIRNode) -> str:
+    """The spike rule of a neuron node: metadata 'spikes' ("single" when absent), checked."""
+    rule = _meta_str((getattr(node, "metadata", None) or {}).get(SPIKES_KEY, "single"))
+    if rule not in SPIKE_RULES:
+        raise UnsupportedError(f"node {name!r}: metadata {SPIKES_KEY!r} must be one of "
+                               f"{', '.join(SPIKE_RULES)}, got {rule!r}")
+    if rule != "single" and type(node).__name__ not in SPIKING_KINDS:
+        raise UnsupportedError(f"node {name!r}: {type(node).__name__} does not spike; its "
+                               f"metadata {SPIKES_KEY!r} must be 'single' or absent")
+    return rule
+
+
+def _meta_str(value: Any) -> Any:
+    """A metadata string as read back from HDF5 (str, bytes or a one-element array)."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, bytes):
+        value = value.decode()
+    return str(value) if isinstance(value, np.str_) else value
 
 
 def _check_stable(name: str, param: str, tau: np.ndarray, dt: float) -> None:
@@ -144,7 +201,8 @@ def _check_stable(name: str, param: str, tau: np.ndarray, dt: float) -> None:
         raise UnsupportedError(
             f"node {name!r}: dt/{param} = {ratio:.3g} > 1 at dt={dt:g} (smallest {param} "
             f"{np.min(tau):g}); the graph was made for a smaller time step: pass it with --dt "
-            f"or set graph.metadata['dt'] (snnTorch's NIR export assumes dt = 1e-4)")
+            f"or set graph.metadata['dt']; for another framework's export pass --from "
+            f"snntorch|norse|sinabs|rockpool|lava-dl, which supplies its dt (docs/interop.md)")
 
 
 def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
@@ -152,7 +210,10 @@ def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
     kind = type(node).__name__
     if kind not in PARAM_NAMES:
         raise UnsupportedError(f"node {name!r}: {kind} is not a neuron node")
-    _check_reset(name, node)
+    reset, spikes = reset_rule(name, node), spike_rule(name, node)
+    if reset in NEXT_STEP_RULES and spikes != "single":
+        raise UnsupportedError(f"node {name!r}: reset {reset!r} takes one spike per step; "
+                               f"got metadata {SPIKES_KEY!r} = {spikes!r}")
     params = {p: _f64(getattr(node, p)) for p in PARAM_NAMES[kind]}
     for p in TAU_NAMES:
         if p in params:
@@ -161,7 +222,7 @@ def discretise(name: str, node: nir.NIRNode, dt: float) -> NeuronParams:
     shape = np.broadcast_shapes(*(np.shape(a) for a in (du, dv, gain, bias)))
     full = [np.broadcast_to(a, shape).astype(np.float64) for a in (du, dv, gain, bias)]
     vth = None if vth is None else np.broadcast_to(vth, shape).astype(np.float64)
-    return NeuronParams(*full, vth)
+    return NeuronParams(*full, vth, reset, spikes)
 
 
 def delay_steps(name: str, node: nir.Delay, dt: float) -> np.ndarray:
@@ -193,10 +254,18 @@ class Dynamics:
         self.unit_gain = bool(np.all(p.gain == 1))
         self.no_current = bool(np.all(self.keep_u == 0))
         self.no_bias = bool(np.all(p.bias == 0))
+        self.subtract = p.reset == "subtract"
+        self.next_step = p.reset in NEXT_STEP_RULES
+        self.multi = p.spikes == "multi"
 
     @property
     def spiking(self) -> bool:
         return self.v_threshold is not None
+
+    @property
+    def out_dtype(self) -> np.dtype:
+        """What `step` returns: bool spikes, or spike counts / membranes in self.dtype."""
+        return np.dtype(bool) if self.spiking and not self.multi else self.dtype
 
     def state(self, batch: int) -> tuple[np.ndarray, np.ndarray]:
         """(u, v), all zero: the state before step 0, (batch, *shape)."""
@@ -211,14 +280,15 @@ class Dynamics:
 def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
          gained: bool = False, out: np.ndarray | None = None,
          pre_reset: np.ndarray | None = None) -> np.ndarray:
-    """Advance (u, v) one step in place on input i_t; returns the spikes (bool) or, for a
-    non-spiking population, v.
+    """Advance (u, v) one step in place on input i_t; returns the spikes (bool; spike counts
+    for the "multi" rule) or, for a non-spiking population, v.
 
     gained: i_t is already gain * I (see Dynamics.gained). out: where to write the spikes.
     pre_reset: where to copy v before the reset (the membrane the threshold saw).
     Same operation order as Lava's floating-point LIF process model.
     """
     cur = i_t if gained else d.gained(i_t)
+    prev = np.greater(v, d.v_threshold) if d.next_step else None  # last step's spikes
     if d.no_current:
         u[...] = cur
     else:
@@ -228,6 +298,11 @@ def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
     np.add(v, u, out=v)
     if not d.no_bias:
         np.add(v, d.bias, out=v)
+    if prev is not None:
+        if d.params.reset == "subtract_next":
+            np.subtract(v, np.broadcast_to(d.v_threshold, v.shape), out=v, where=prev)
+        else:
+            np.copyto(v, 0, where=prev)
     if pre_reset is not None:
         pre_reset[...] = v
     if d.v_threshold is None:
@@ -235,8 +310,21 @@ def step(d: Dynamics, u: np.ndarray, v: np.ndarray, i_t: np.ndarray, *,
             out[...] = v
             return out
         return v.copy()
+    if d.multi:  # graded: floor(v / v_th) spikes where v > 0, the reset applied that often
+        counts = np.where(v > 0, np.floor(v / d.v_threshold), 0).astype(d.dtype)
+        if d.subtract:
+            np.subtract(v, counts * d.v_threshold, out=v)
+        else:
+            np.copyto(v, 0, where=counts > 0)
+        if out is not None:
+            out[...] = counts
+            return out
+        return counts
     spikes = np.greater(v, d.v_threshold, out=out)
-    np.copyto(v, 0, where=spikes)
+    if d.subtract:
+        np.subtract(v, np.broadcast_to(d.v_threshold, v.shape), out=v, where=spikes)
+    elif not d.next_step:
+        np.copyto(v, 0, where=spikes)
     return spikes
 
 
@@ -247,8 +335,9 @@ def run(d: Dynamics, inputs: np.ndarray, *, state: tuple[np.ndarray, np.ndarray]
     step (after the reset, as Lava reports them)."""
     u, v = d.state(inputs.shape[1]) if state is None else state
     scaled = d.gained(inputs)
-    out = np.empty(inputs.shape, bool if d.spiking else d.dtype)
-    if trace is None and d.no_current and d.spiking and len(inputs):
+    out = np.empty(inputs.shape, d.out_dtype)
+    if trace is None and d.no_current and d.spiking and len(inputs) and not (
+            d.subtract or d.next_step or d.multi):
         _run_current_free(d, v, scaled, out)
         u[...] = scaled[-1]  # the state `step` would leave
         return out
@@ -260,7 +349,8 @@ def run(d: Dynamics, inputs: np.ndarray, *, state: tuple[np.ndarray, np.ndarray]
 
 
 def _run_current_free(d: Dynamics, v: np.ndarray, scaled: np.ndarray, out: np.ndarray) -> None:
-    """`step`'s loop for a spiking population without synaptic current (du = 1), its operations
+    """`step`'s loop for a spiking population without synaptic current (du = 1), one spike per
+    step and reset to zero, its operations
     in the same order with the u copy left out: the reference's hot loop at batch 1."""
     keep_v, bias, th = d.keep_v, None if d.no_bias else d.bias, d.v_threshold
     multiply, add, greater, copyto = np.multiply, np.add, np.greater, np.copyto

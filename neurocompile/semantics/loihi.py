@@ -5,16 +5,21 @@ PyLifModelBitAcc (lava/proc/lif/models.py), with int64 intermediates and int32 w
 holds int32. Per step:
 
     Dense:  a = (sum_j m_ij s_j) << e   (>> -e, arithmetic, for e < 0); sent as int32
+            (+ loihi.current, a constant input per neuron, where the node has one)
     LIF:    u = int32(sign(u*(4096-(du+1))) * (|u*(4096-(du+1))| >> 12))
             u = int32(u + int32(a << 6));  u -= 2^24 if u > 2^23;  u += 2^24 if u <= -2^23
             v = int32(sign(v*(4096-dv)) * (|v*(4096-dv)| >> 12)) + u + (bias_mant << bias_exp)
             v = clip(v, -2^23 + 1, 2^23 - 1);  s = v > (vth << 6);  v = 0 where s
+            (reset "subtract", float.reset_rule: v = v - (vth << 6) where s; "subtract_next" /
+            "zero_next": v = v - (vth << 6) / 0 where the previous v > (vth << 6), after the
+            clip, then s = v > (vth << 6) and no reset; Lava has no such models, the Lava
+            target supplies them with this arithmetic)
 
 A graph in this format has graph.metadata["quantization"] == "loihi"; each synapse is one
 Affine/Linear (zero bias) whose weights are integer mantissas, with metadata
 "loihi.weight_exp" and "loihi.num_weight_bits"; each neuron node carries "loihi.du",
 "loihi.dv", "loihi.vth" (spiking only), "loihi.bias_mant", "loihi.bias_exp" and
-"loihi.state_scale". `read_graph` is the only code that reads these keys: quantization writes
+"loihi.state_scale", and optionally "loihi.current". `read_graph` is the only code that reads these keys: quantization writes
 them (`neuron_metadata`, `synapse_metadata`), and the reference simulator's fixed-point mode,
 the Lava lowering and the energy model read them through it, so all accept and refuse the same.
 """
@@ -29,6 +34,7 @@ import numpy as np
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir import weights
 from neurocompile.ir.graph import NEURON_TYPES, predecessors, quantization_scheme
+from neurocompile.semantics.float import reset_rule, spike_rule
 
 # -- the format (Lava lava-nc 0.10.0, lava/proc/lif/models.py AbstractPyLifModelFixed and
 #    PyLifModelBitAcc; lava/proc/dense/models.py) ---------------------------------------------
@@ -49,6 +55,10 @@ MIN_WEIGHT_BITS, MAX_WEIGHT_BITS = 1, 8     # Dense bit-accurate model: 8-bit we
 # Loihi's synaptic weight exponent is a 4-bit signed field, -8..7 (Intel NxSDK
 # documentation, 'weightExponent'); Lava's Python model does not check it, Loihi does.
 WEIGHT_EXP_MIN, WEIGHT_EXP_MAX = -8, 7
+# "loihi.current": a constant synaptic input per neuron (an Affine bias before a population
+# whose current persists, du < 1), in the units of Dense's output, added to a every step; Lava
+# sends it into the LIF's a_in. Bounded so that current << 6 stays within the 24-bit u.
+CURRENT_MIN, CURRENT_MAX = -(2**17), 2**17 - 1
 # A readout (LI, CubaLI) runs as a LIF whose threshold is never reached:
 # 2**17 << 6 = 2**23 > the largest 24-bit membrane value (2**23 - 1).
 READOUT_VTH = 2**17
@@ -64,12 +74,16 @@ def is_quantized(graph: nir.NIRGraph) -> bool:
 
 # -- metadata: written by quantization, read here only ----------------------------------------
 def neuron_metadata(du: int, dv: int, vth: int | None, bias_mant: np.ndarray,
-                    bias_exp: np.ndarray, state_scale: float) -> dict:
-    """The `loihi.*` keys of one neuron node (vth None: a non-spiking readout)."""
+                    bias_exp: np.ndarray, state_scale: float,
+                    current: np.ndarray | None = None) -> dict:
+    """The `loihi.*` keys of one neuron node (vth None: a non-spiking readout; current: the
+    constant synaptic input per neuron, or None)."""
     meta = {"loihi.du": int(du), "loihi.dv": int(dv), "loihi.bias_mant": np.asarray(bias_mant),
             "loihi.bias_exp": np.asarray(bias_exp), "loihi.state_scale": float(state_scale)}
     if vth is not None:
         meta["loihi.vth"] = int(vth)
+    if current is not None:
+        meta["loihi.current"] = np.asarray(current)
     return meta
 
 
@@ -119,6 +133,8 @@ class LoihiNeuron:
     bias_exp: np.ndarray
     state_scale: float  # integer units per float unit of u and v
     bias: np.ndarray  # bias_mant << bias_exp, as Lava adds it (int64)
+    reset: str = "zero"  # float.RESET_RULES
+    current: np.ndarray | None = None  # constant synaptic input per neuron (int64), or None
 
     @property
     def size(self) -> int:
@@ -148,6 +164,10 @@ def read_neuron(name: str, node: nir.NIRNode) -> LoihiNeuron:
     """The integer parameters of one neuron node, each checked against the format."""
     n = int(np.prod(np.asarray(node.output_type["output"]).reshape(-1)))
     spiking = isinstance(node, (nir.LIF, nir.CubaLIF, nir.IF))
+    if spike_rule(name, node) != "single":
+        raise UnsupportedError(f"node {name!r}: graded spikes (metadata 'spikes' = 'multi') "
+                               "have no fixed-point implementation here; run in float, or "
+                               "train with one spike per step (Sinabs: spike_fn=SingleSpike)")
     du = _meta_ints(name, node, "loihi.du", 0, DU_MAX)
     dv = _meta_ints(name, node, "loihi.dv", 0, DV_MAX)
     vth = _meta_ints(name, node, "loihi.vth", 0, VTH_MAX) if spiking else None
@@ -161,7 +181,10 @@ def read_neuron(name: str, node: nir.NIRNode) -> LoihiNeuron:
     if not (np.isfinite(scale) and scale > 0):
         raise UnsupportedError(f"node {name!r}: metadata 'loihi.state_scale' must be a number "
                                f"> 0, got {(node.metadata or {}).get('loihi.state_scale')!r}")
-    return LoihiNeuron(du, dv, vth, mant, exp, scale, wrap_int32(shift(mant, exp)))
+    current = _meta_ints(name, node, "loihi.current", CURRENT_MIN, CURRENT_MAX, n) \
+        if "loihi.current" in (node.metadata or {}) else None
+    return LoihiNeuron(du, dv, vth, mant, exp, scale, wrap_int32(shift(mant, exp)),
+                       reset_rule(name, node), current)
 
 
 def read_synapse(name: str, node: nir.NIRNode, source: str, target: str) -> LoihiSynapse:
@@ -254,12 +277,19 @@ def step(p: LoihiNeuron, u: np.ndarray, v: np.ndarray, a: np.ndarray
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One bit-accurate LIF step on int64 state (batch, n) and synaptic input a (int, as
     `accumulate` returns it); returns (u, v, spikes or v)."""
+    if p.current is not None:  # the constant input arrives with the synaptic input
+        a = wrap_int32(a) + p.current
     act = wrap_int32(wrap_int32(a) << ACT_SHIFT)
+    prev = v > (p.vth << VTH_SHIFT) if p.vth is not None else None  # for the "_next" rules
     u = wrap_u(wrap_int32(decay(u, DECAY_UNITY - (p.du + DS_OFFSET)) + act))
     v = wrap_int32(decay(v, DECAY_UNITY - (p.dv + DM_OFFSET)) + u + p.bias)
     v = np.clip(v, -MAX_UV + 1, MAX_UV - 1)
     if p.vth is None:
         return u, v, v
-    s = v > (p.vth << VTH_SHIFT)
-    v = np.where(s, 0, v)
+    vth = p.vth << VTH_SHIFT
+    if p.reset in ("subtract_next", "zero_next"):  # the reset of last step's spikes; none now
+        v = np.where(prev, v - vth if p.reset == "subtract_next" else 0, v)
+        return u, v, v > vth
+    s = v > vth
+    v = np.where(s, v - vth, v) if p.reset == "subtract" else np.where(s, 0, v)
     return u, v, s

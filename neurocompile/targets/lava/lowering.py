@@ -17,8 +17,16 @@ Lowering (docs/lava.md has the full table):
   process, or a ``Sparse`` one when at most a quarter of its entries are non-zero; pruned zeros
   stay exactly zero either way. Lava's Dense delays its output by one step, which is the
   reference simulator's rule for a neuron's input.
-* Affine biases on the path into a neuron are folded into the neuron's bias (gain * bias); that
-  is exact only when the current does not persist (du = 1: LIF, IF), otherwise UnsupportedError.
+* Affine biases on the path into a neuron are folded into the neuron's bias (gain * bias) when
+  the current does not persist (du = 1: LIF, IF). With du < 1 (CubaLIF) the bias is a constant
+  input to the current u: the population gets ``current = gain * bias``, which the runtime sends
+  into its a_in every step (a ConstantCurrent process, no delay), exactly as the reference adds
+  gain * bias to u each step. In fixed point the neuron's ``loihi.current`` (integer, in the
+  units of Dense's output) is sent the same way.
+* The reset rule (`neurocompile.semantics.reset_rule`): "zero" runs Lava's own LIF models;
+  "subtract" runs the runtime's LIF models whose reset is v -= vth (float) or v -= vth << 6
+  (bit-accurate), Lava having none. Graded spikes (metadata "spikes": "multi") run in float as
+  a LIF model sending floor(v / vth) where v > 0, over 24-bit graded messages.
 * Input nodes become ``RingBuffer`` spike sources; spiking neurons are recorded by ``RingBuffer``
   sinks; Output nodes (and any stateless node after the last neuron) are evaluated host-side from
   the recorded values within the same step, as the reference simulator does.
@@ -92,6 +100,10 @@ class Population:
     vth: float | None  # None: readout (LI/CubaLI), v recorded, threshold unreachable
     bias: np.ndarray  # float bias, or bias mantissas in fixed point
     bias_exp: np.ndarray | None = None
+    reset: str = "zero"  # semantics.RESET_RULES
+    current: np.ndarray | None = None  # constant input to u every step (float, or the
+    #                                    integer loihi.current in fixed point), or None
+    spikes: str = "single"  # semantics.SPIKE_RULES ("multi": graded spike counts, float only)
 
     @property
     def size(self) -> int:
@@ -124,7 +136,8 @@ class LavaPlan:
             "populations": {
                 p.name: {"kind": p.kind, "process": "LIF", "neurons": p.size,
                          "readout": not p.spiking, "du": float(p.du), "dv": float(p.dv),
-                         "vth": None if p.vth is None else float(p.vth)}
+                         "vth": None if p.vth is None else float(p.vth), "reset": p.reset,
+                         "spikes": p.spikes, "current_bias": p.current is not None}
                 for p in self.populations.values()},
             "synapses": [
                 {"source": s.source, "target": s.target, "process": s.process,
@@ -308,23 +321,20 @@ def _lower_float(name, node, size, dt, contrib, c, folder) -> tuple[Population, 
     vth = None if p.v_threshold is None else _uniform(name, "v_threshold", p.v_threshold)
     gain = np.broadcast_to(p.gain, folder.out_shapes[name]).reshape(-1)
     bias = np.broadcast_to(p.bias, folder.out_shapes[name]).reshape(-1).astype(np.float64)
+    current = None
     if np.any(c != 0):
-        if du != 1.0:
-            biased = sorted(n for _, (_, ns) in contrib.items() for n in ns
-                            if isinstance(folder.graph.nodes[n], (nir.Affine, nir.Conv1d,
-                                                                  nir.Conv2d)))
-            raise UnsupportedError(
-                f"node {name!r}: the bias of {biased or 'its input'} cannot be folded exactly "
-                f"into {type(node).__name__} with du = {du} (Lava adds bias to v, not to the "
-                "current u; exact only for du = 1); move the bias into v_leak")
-        bias = bias + gain * c
+        if du != 1.0:  # the bias persists in u: a constant input current (module docstring)
+            current = np.ascontiguousarray(gain * c, dtype=np.float64)
+        else:
+            bias = bias + gain * c
     syns = []
     for src, (mat, nodes) in contrib.items():
         m = np.eye(size) if mat is None else mat
         w = m if np.all(gain == 1) else gain[:, None] * m
         syns.append(Synapse(src, name, np.ascontiguousarray(w, dtype=np.float64),
                             tuple(sorted(nodes))))
-    return Population(name, type(node).__name__, (), du, dv, vth, bias), syns
+    return Population(name, type(node).__name__, (), du, dv, vth, bias, None, p.reset,
+                      current, p.spikes), syns
 
 
 def _lower_fixed(name: str, kind: str, fixed: loihi.LoihiGraph
@@ -333,7 +343,8 @@ def _lower_fixed(name: str, kind: str, fixed: loihi.LoihiGraph
     p = fixed.neurons[name]
     syns = [Synapse(s.source, name, s.mantissas, (syn_name,), s.weight_exp, s.bits)
             for syn_name, s in fixed.synapses.items() if s.target == name]
-    return Population(name, kind, (), p.du, p.dv, p.vth, p.bias_mant, p.bias_exp), syns
+    return Population(name, kind, (), p.du, p.dv, p.vth, p.bias_mant, p.bias_exp, p.reset,
+                      p.current), syns
 
 
 # --------------------------------------------------------------------------------------------

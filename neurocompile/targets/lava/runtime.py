@@ -33,6 +33,140 @@ from neurocompile.targets.lava.lowering import LavaPlan, lower, replay
 from neurocompile.targets.lava.target import write_progress, write_result
 
 _RECORDERS: dict[str, type] = {}
+_NEURONS: dict[str, type] = {}
+
+
+def _neuron_models() -> dict[str, type]:
+    """What Lava 0.10 lacks for the contract, defined on first use (this module imports without
+    lava): LIF models with the subtractive reset or graded spikes, and a constant current.
+
+    The float models (keyed ("float", reset, multi)) are Lava's PyLifModelFloat with the
+    semantics' rules: spikes floor(v / vth) where v > 0 for "multi", reset v -= s * vth for
+    "subtract", and the "_next" rules (the last step's spikes reset after this step's update);
+    the fixed models (("fixed", reset)) are PyLifModelBitAcc with the same rules on
+    vth << 6 (semantics.loihi.step). They are chosen per LIF instance. ConstantCurrent sends `value` to
+    a LIF's a_in every step (no delay): an Affine bias before a population whose current
+    persists (du < 1), which the reference adds to u every step.
+    """
+    if _NEURONS:
+        return _NEURONS
+    from lava.magma.core.decorator import implements, requires, tag
+    from lava.magma.core.model.py.model import PyLoihiProcessModel
+    from lava.magma.core.model.py.ports import PyOutPort
+    from lava.magma.core.model.py.type import LavaPyType
+    from lava.magma.core.process.ports.ports import OutPort
+    from lava.magma.core.process.process import AbstractProcess
+    from lava.magma.core.process.variable import Var
+    from lava.magma.core.resources import CPU
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+    from lava.proc.lif.models import PyLifModelBitAcc, PyLifModelFloat
+    from lava.proc.lif.process import LIF
+
+    class _RulesFloat(PyLifModelFloat):
+        """Lava's float LIF with the reset rule RESET and the spike rule MULTI."""
+
+        RESET = "zero"
+        MULTI = False
+
+        @property
+        def SUBTRACT(self) -> bool:  # noqa: N802 - read like the class constants
+            return self.RESET == "subtract"
+
+        def subthr_dynamics(self, activation_in: np.ndarray) -> None:
+            prev = self.v > self.vth  # last step's spikes (the "_next" rules keep v un-reset)
+            super().subthr_dynamics(activation_in)
+            if self.RESET == "subtract_next":
+                self.v[prev] -= self.vth
+            elif self.RESET == "zero_next":
+                self.v[prev] = 0
+
+        def spiking_activation(self):
+            if not self.MULTI:
+                return self.v > self.vth
+            return np.where(self.v > 0, np.floor(self.v / self.vth), 0.0)
+
+        def reset_voltage(self, spike_vector: np.ndarray) -> None:
+            if self.MULTI and self.SUBTRACT:
+                self.v[:] = self.v - spike_vector * self.vth
+            elif self.MULTI:
+                self.v[spike_vector > 0] = 0
+            elif self.SUBTRACT:
+                self.v[spike_vector] -= self.vth
+            elif self.RESET == "zero":
+                self.v[spike_vector] = 0
+
+    def float_model(reset: str, multi: bool) -> type:
+        @implements(proc=LIF, protocol=LoihiProtocol)
+        @requires(CPU)
+        @tag("floating_pt")
+        class RulesLifFloat(_RulesFloat):
+            RESET, MULTI = reset, multi
+
+        return RulesLifFloat
+
+    class _RulesBitAcc(PyLifModelBitAcc):
+        """Lava's bit-accurate LIF with the reset rule RESET (semantics.loihi.step)."""
+
+        RESET = "subtract"
+
+        def subthr_dynamics(self, activation_in: np.ndarray) -> None:
+            prev = self.v > self.effective_vth
+            super().subthr_dynamics(activation_in)  # ends with the 24-bit clip of v
+            if self.RESET == "subtract_next":
+                self.v[prev] -= self.effective_vth
+            elif self.RESET == "zero_next":
+                self.v[prev] = 0
+
+        def reset_voltage(self, spike_vector: np.ndarray) -> None:
+            if self.RESET == "subtract":
+                self.v[spike_vector] -= self.effective_vth
+
+    def fixed_model(reset: str) -> type:
+        @implements(proc=LIF, protocol=LoihiProtocol)
+        @requires(CPU)
+        @tag("bit_accurate_loihi", "fixed_pt")
+        class RulesLifBitAcc(_RulesBitAcc):
+            RESET = reset
+
+        return RulesLifBitAcc
+
+    class ConstantCurrent(AbstractProcess):
+        """Sends `value` (n,) from a_out every step."""
+
+        def __init__(self, *, value: np.ndarray) -> None:
+            super().__init__(value=value)
+            self.value = Var(shape=value.shape, init=value)
+            self.a_out = OutPort(shape=value.shape)
+
+    @implements(proc=ConstantCurrent, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("floating_pt")
+    class PyConstantCurrentModel(PyLoihiProcessModel):
+        a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+        value: np.ndarray = LavaPyType(np.ndarray, float)
+
+        def run_spk(self) -> None:
+            self.a_out.send(self.value)
+
+    @implements(proc=ConstantCurrent, protocol=LoihiProtocol)
+    @requires(CPU)
+    @tag("fixed_pt")
+    class PyConstantCurrentFixed(PyLoihiProcessModel):
+        a_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+        value: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+
+        def run_spk(self) -> None:
+            self.a_out.send(self.value)
+
+    rules = ("zero", "subtract", "zero_next", "subtract_next")
+    _NEURONS.update({("float", r, multi): float_model(r, multi)
+                     for r in rules for multi in (False, True)})
+    _NEURONS.update({("fixed", r): fixed_model(r) for r in rules[1:]})
+    _NEURONS.update(
+                    ConstantCurrent=ConstantCurrent,
+                    models={("float", ConstantCurrent): PyConstantCurrentModel,
+                            ("fixed", ConstantCurrent): PyConstantCurrentFixed})
+    return _NEURONS
 
 
 def _recorders() -> dict[str, type]:
@@ -130,6 +264,7 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
     fixed = plan.fixed_point
     total = steps * batch
     sources, lifs, conns, sinks, monitors = {}, {}, [], {}, {}
+    special = {}  # process instance -> the model it must run (reset rule, constant current)
     graded = {}
     for name in plan.inputs:
         x = data[name].reshape(steps, batch, -1)
@@ -150,6 +285,19 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
             lif = LIF(shape=(pop.size,), du=float(pop.du), dv=float(pop.dv), vth=vth,
                       bias_mant=pop.bias.astype(np.float64), name=name)
         lifs[name] = lif
+        multi = pop.spikes == "multi"
+        if pop.reset != "zero" or multi or pop.current is not None:
+            models = _neuron_models()
+        if pop.reset != "zero" or multi:
+            special[lif] = models[("fixed", pop.reset)] if fixed else \
+                models[("float", pop.reset, multi)]
+        graded[name] = multi
+        if pop.current is not None:
+            value = np.asarray(pop.current, np.int32 if fixed else np.float64)
+            cur = models["ConstantCurrent"](value=value)
+            cur.a_out.connect(lif.a_in)
+            special[cur] = models["models"][("fixed" if fixed else "float",
+                                             models["ConstantCurrent"])]
     for i, syn in enumerate(plan.synapses):
         use_sparse = sparse == "sparse" or (sparse == "auto" and syn.process == "Sparse")
         kwargs = {"num_message_bits": 24 if graded.get(syn.source) else 0,
@@ -179,7 +327,7 @@ def _build(plan: LavaPlan, data: dict[str, np.ndarray], steps: int, batch: int, 
                                      path=f"{rec_dir}/{var}{i}.npy")
             mon.ref.connect_var(getattr(lifs[name], var))
             monitors[(name, var)] = mon
-    return sources, lifs, conns, sinks, monitors
+    return sources, lifs, conns, sinks, monitors, special
 
 
 def run_plan(plan: LavaPlan, inputs: dict[str, np.ndarray], steps: int | None = None, *,
@@ -210,12 +358,13 @@ def _run(plan: LavaPlan, data, steps: int, batch: int, sparse: str, probe: tuple
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    sources, lifs, conns, sinks, monitors = _build(plan, data, steps, batch, sparse, probe,
-                                                   rec_dir)
+    sources, lifs, conns, sinks, monitors, special = _build(plan, data, steps, batch, sparse,
+                                                            probe, rec_dir)
     t_build = time.perf_counter()
     models = _recorders()["models"]
     exceptions = dict(models)  # keyed by class (run config) and by instance (compiler)
     exceptions.update({p: models[type(p)] for p in [*sinks.values(), *monitors.values()]})
+    exceptions.update(special)
     cfg = Loihi2SimCfg(select_tag="fixed_pt" if plan.fixed_point else "floating_pt",
                        exception_proc_model_map=exceptions)
     runner = next(iter(lifs.values()))

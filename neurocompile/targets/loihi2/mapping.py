@@ -11,6 +11,13 @@ Only non-zero weights are stored (pruned zeros cost no synaptic memory); the rep
 what a dense encoding would need, so the effect of pruning is visible. All limits come from the
 hardware description (`neurocompile.targets.hardware.load_hardware("loihi2")`), each with its
 published source. Input nodes are fed from outside the neuro cores and take none.
+
+Each population also says which neuron program it needs: Lava's LIF ("lif"), or, for the
+subtractive reset, graded spikes (Loihi 2 sends graded spikes of up to 24 bits) or a constant
+current into u (an Affine bias before a CubaLIF), a custom
+program ("custom"), which Loihi 2's microcoded neuro cores run (Orchard et al. 2021,
+"Efficient Neuromorphic Signal Processing with Loihi 2", Sec. II) where Loihi 1's fixed LIF
+could not. Neither changes the memory or core counts of this model.
 """
 
 from __future__ import annotations
@@ -95,6 +102,12 @@ def _pack(name: str, n: int, row_bits: np.ndarray, row_axons: np.ndarray | None,
     return cores
 
 
+def neuron_program(pop) -> str:
+    """'lif' for Lava's LIF as is, 'custom' where the population needs its own neuron program."""
+    custom = pop.reset != "zero" or pop.current is not None or pop.spikes != "single"
+    return "custom" if custom else "lif"
+
+
 def map_resources(plan: LavaPlan, hardware: str | dict[str, Any] = "loihi2", *, chips: int = 1,
                   weight_bits: int | None = None, enforce: bool = True) -> dict[str, Any]:
     """Place every neuron population onto cores; raise ResourceError if enforce and it won't fit.
@@ -151,7 +164,8 @@ def map_resources(plan: LavaPlan, hardware: str | dict[str, Any] = "loihi2", *, 
             "kind": pop.kind, "neurons": n, "cores": len(cores), "cores_if_dense": dense_cores,
             "synapses_dense": dense, "synapses_nonzero": nonzero,
             "memory_bits_dense": bits_dense, "memory_bits_nonzero": bits_nz,
-            "core_usage": cores,
+            "core_usage": cores, "reset": pop.reset,
+            "neuron_program": neuron_program(pop),
         }
         totals["neurons"] += n
         totals["synapses_dense"] += dense

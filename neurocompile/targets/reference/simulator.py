@@ -268,9 +268,9 @@ class Simulator:
             shape = (self.batch,) + prog.out_shapes[n]
             if n in latched or n in counted or isinstance(nodes[n], SPIKING_TYPES) or \
                     any(s not in members for s in succs[n]):
-                spikes = prog.fixed is None and isinstance(nodes[n], SPIKING_TYPES) and \
-                    isinstance(nodes[n], NEURON_TYPES)
-                self.values[n] = np.zeros((self.steps,) + shape, bool if spikes else prog.dtype)
+                dtype = prog.neurons[n].out_dtype if prog.fixed is None and \
+                    n in prog.neurons else prog.dtype  # bool for single spikes
+                self.values[n] = np.zeros((self.steps,) + shape, dtype)
             else:
                 current[n] = np.zeros(shape, prog.dtype)
         self.current = current
