@@ -284,3 +284,25 @@ def test_lava_fixed_point_runs_a_constant_current_bit_for_bit():
     assert not np.array_equal(ref.outputs["output"], without.outputs["output"])
     res = _lava(g, x, fixed_point=True)
     np.testing.assert_array_equal(res.outputs["output"], ref.outputs["output"])
+
+
+@pytest.mark.parametrize("target", ["torch", "onnx", "norse"])
+@pytest.mark.parametrize("meta", [{RESET_KEY: "subtract"}, {SPIKES_KEY: "multi"},
+                                  {RESET_KEY: "zero_next"}])
+def test_backends_without_the_rules_refuse_them(target, meta):
+    """The torch, ONNX and Norse targets reset to zero with one spike per step: a graph asking
+    for another rule is refused, naming the node, never run with the wrong rule."""
+    from conftest import chain, lif
+
+
+    pytest.importorskip({"torch": "torch", "onnx": "onnxruntime", "norse": "norse"}[target])
+    node = lif(4)
+    node.metadata = dict(meta)
+    g = chain(("input", nir.Input(np.array([3]))),
+              ("fc", nir.Linear(weight=np.ones((4, 3)))), ("lif", node),
+              ("output", nir.Output(np.array([4]))))
+    with pytest.raises(UnsupportedError, match="'lif'.*reset"):
+        get_target(target).compile(g)
+    plain = lif(4)
+    g.nodes["lif"] = plain
+    get_target(target).compile(g)  # the default rules compile

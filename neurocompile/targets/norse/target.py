@@ -36,7 +36,7 @@ from neurocompile import config
 from neurocompile.errors import UnsupportedError
 from neurocompile.semantics import float as fsem
 from neurocompile.targets.base import Artifact, RunResult, Target, TargetOptions
-from neurocompile.targets.reference.simulator import build_program
+from neurocompile.targets.reference.simulator import build_program, require_plain_neurons
 from neurocompile.targets.torch.target import run_program
 
 NAME = "norse"
@@ -120,14 +120,14 @@ class NorseTarget(Target):
     def compile(self, graph: nir.NIRGraph, options=None) -> Artifact:
         opts = self.options(options)
         self._check(opts)
-        prog = build_program(graph, opts.dt, opts.dtype)
+        prog = require_plain_neurons(build_program(graph, opts.dt, opts.dtype), "norse")
         return Artifact(NAME, graph, opts, {"dt": prog.dt, "nodes": len(graph.nodes),
                                             "dtype": opts.dtype, "device": opts.device})
 
     def run(self, artifact: Artifact, inputs, steps: int | None = None) -> RunResult:
         opts = self.options(artifact.options)
         self._check(opts)
-        prog = build_program(artifact.graph, opts.dt, opts.dtype)
+        prog = require_plain_neurons(build_program(artifact.graph, opts.dt, opts.dtype), "norse")
         nodes = prog.graph.nodes
 
         def population(dtype, device):

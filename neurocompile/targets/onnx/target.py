@@ -14,7 +14,11 @@ from neurocompile.errors import UnsupportedError
 from neurocompile.targets import counting
 from neurocompile.targets.base import Artifact, RunResult, Target, TargetOptions
 from neurocompile.targets.inputs import time_major
-from neurocompile.targets.reference.simulator import Program, build_program
+from neurocompile.targets.reference.simulator import (
+    Program,
+    build_program,
+    require_plain_neurons,
+)
 
 NAME = "onnx"
 CONV_TYPES = (nir.Conv1d, nir.Conv2d, nir.SumPool2d, nir.AvgPool2d)
@@ -43,7 +47,7 @@ def build(graph: nir.NIRGraph, opts: OnnxOptions, record: bool | None = None):
     if opts.fixed_point:
         raise UnsupportedError("target 'onnx' exports the float model; fixed point (Loihi "
                                "integer arithmetic) is the reference or Lava target's")
-    prog = build_program(graph, opts.dt, opts.dtype)
+    prog = require_plain_neurons(build_program(graph, opts.dt, opts.dtype), "onnx")
     model = build_model(prog, opts.dtype, opts.form, opts.counters if record is None else record)
     onnx.checker.check_model(model, full_check=True)
     return prog, model

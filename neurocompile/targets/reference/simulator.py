@@ -27,7 +27,7 @@ from typing import Any
 import nir
 import numpy as np
 
-from neurocompile.errors import InputDataError
+from neurocompile.errors import InputDataError, UnsupportedError
 from neurocompile.ir.graph import (
     LATCHED_TYPES,
     NEURON_TYPES,
@@ -320,3 +320,15 @@ def simulate(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray,
     """
     return Simulator(build_program(graph, dt, dtype, fixed_point), probe,
                      count_active).run(inputs, steps)
+
+
+def require_plain_neurons(prog: Program, target: str) -> Program:
+    """Refuse a program whose neurons use a reset or spike rule other than the default (reset
+    to zero, one spike per step): the `target` runs only that."""
+    for name, d in prog.neurons.items():
+        if d.subtract or d.next_step or d.multi:
+            raise UnsupportedError(
+                f"node {name!r}: the {target} target resets to zero and emits one spike per "
+                f"step; this node asks reset {d.params.reset!r}, spikes {d.params.spikes!r} "
+                f"(metadata): run it with --target reference or --target lava")
+    return prog

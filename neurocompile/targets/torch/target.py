@@ -16,7 +16,11 @@ from neurocompile.errors import UnsupportedError
 from neurocompile.targets import counting
 from neurocompile.targets.base import Artifact, RunResult, Target, TargetOptions
 from neurocompile.targets.inputs import time_major
-from neurocompile.targets.reference.simulator import Program, build_program
+from neurocompile.targets.reference.simulator import (
+    Program,
+    build_program,
+    require_plain_neurons,
+)
 
 NAME = "torch"
 
@@ -139,7 +143,7 @@ class TorchTarget(Target):
             raise UnsupportedError("target 'torch' runs the float model; fixed point (Loihi "
                                    "integer arithmetic) is the reference or Lava target's")
         self.check_available()
-        prog = build_program(graph, opts.dt, opts.dtype)
+        prog = require_plain_neurons(build_program(graph, opts.dt, opts.dtype), "torch")
         return Artifact(NAME, graph, opts, {"dt": prog.dt, "nodes": len(graph.nodes),
                                             "device": opts.device, "dtype": opts.dtype})
 
@@ -148,6 +152,6 @@ class TorchTarget(Target):
         if opts.fixed_point:
             raise UnsupportedError("target 'torch' runs the float model, not fixed point")
         self.check_available()
-        prog = build_program(artifact.graph, opts.dt, opts.dtype)
+        prog = require_plain_neurons(build_program(artifact.graph, opts.dt, opts.dtype), "torch")
         return run_program(prog, inputs, steps, dtype=opts.dtype, device=opts.device,
                            threads=opts.threads, counters=opts.counters)
