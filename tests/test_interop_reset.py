@@ -294,7 +294,6 @@ def test_backends_without_the_rules_refuse_them(target, meta):
     for another rule is refused, naming the node, never run with the wrong rule."""
     from conftest import chain, lif
 
-
     pytest.importorskip({"torch": "torch", "onnx": "onnxruntime", "norse": "norse"}[target])
     node = lif(4)
     node.metadata = dict(meta)
