@@ -98,7 +98,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import nir
@@ -109,6 +109,9 @@ from neurocompile.semantics.float import NeuronParams, discretise, run
 from neurocompile.semantics.inverse import neuron_node
 
 READOUT = "mean_membrane"
+# "constant": rho fixed, so the duals accumulate the residuals of every iteration (default);
+# "geometric": rho_k = min(rho rho_growth^k, rho_max); "balance": residual balancing, bounded.
+RHO_MODES = ("constant", "geometric", "balance")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,13 +316,14 @@ class ADMMConfig:
     """Hyper-parameters of the ADMM trainer (see the module docstring for their roles)."""
 
     n_hidden: tuple[int, ...] = (128,)
-    iterations: int = 30
-    rho: float = 1e-3  # initial penalty: small, so the loss moves the auxiliary variables
-    rho_growth: float = 1.3  # rho_k = min(rho * rho_growth^k, rho_max): feasibility late
-    rho_max: float = 10.0
-    rho_mode: str = "schedule"  # "schedule": geometric growth; "balance": residual balancing
-    balance_mu: float = 10.0  # balancing: change rho when one residual exceeds mu x the other
-    balance_tau: float = 2.0  # balancing: factor by which rho changes
+    iterations: int = 150
+    rho: float = 3e-4  # penalty (the initial one for "geometric" and "balance")
+    rho_mode: str = "constant"  # one of RHO_MODES
+    rho_growth: float = 1.3  # "geometric": rho_k = min(rho * rho_growth^k, rho_max)
+    rho_max: float = 10.0  # "geometric": cap
+    balance_mu: float = 10.0  # "balance": change rho when one residual exceeds mu x the other
+    balance_tau: float = 2.0  # "balance": factor by which rho changes
+    balance_range: float = 100.0  # "balance": rho stays within [rho / range, rho * range]
     ridge: float = 1e-2
     l1: float = 0.0  # > 0 adds the W = Q split with soft thresholding (sparse weights)
     rho_l1: float = 1.0  # constant penalty rho_q of the W = Q split
@@ -337,6 +341,19 @@ class ADMMConfig:
     track_forward: bool = True  # run the true forward pass each iteration (loss, accuracy)
     refit_readout: bool = True
     seed: int = 0
+
+    def check(self) -> None:
+        """Raise UnsupportedError naming the field for an unknown mode or a bad size."""
+        if self.rho_mode not in RHO_MODES:
+            raise UnsupportedError(f"ADMMConfig: rho_mode must be one of {', '.join(RHO_MODES)}"
+                                   f", got {self.rho_mode!r}")
+        if self.output not in ("split", "joint"):
+            raise UnsupportedError(f"ADMMConfig: output must be 'split' or 'joint', got "
+                                   f"{self.output!r}")
+        if not self.rho > 0 or self.iterations < 0 or not self.balance_range >= 1:
+            raise UnsupportedError(f"ADMMConfig: need rho > 0, iterations >= 0 and "
+                                   f"balance_range >= 1, got rho={self.rho}, iterations="
+                                   f"{self.iterations}, balance_range={self.balance_range}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -382,9 +399,13 @@ def _one_hot(y: np.ndarray, n_classes: int, value: float) -> np.ndarray:
     return out
 
 
-def readout_features(net: ADMMNet, x: np.ndarray) -> np.ndarray:
-    """[sum_t kappa_t a_L[t-1], sum_t kappa_t] per sample: the readout score is this @ Theta_o."""
-    _, spikes = net.forward(x)
+def readout_features(net: ADMMNet, x: np.ndarray, spikes: dict | None = None) -> np.ndarray:
+    """[sum_t kappa_t a_L[t-1], sum_t kappa_t] per sample: the readout score is this @ Theta_o.
+
+    `spikes`: net.forward(x)'s spikes when already computed.
+    """
+    if spikes is None:
+        _, spikes = net.forward(x)
     last = spikes[f"lif{len(net.n_hidden)}"] if net.n_hidden else np.asarray(x, np.float64)
     rs = net.readout_step()
     kappa = _kappa(float(1 - rs.dv[0]), float(rs.gain[0]), last.shape[1]) / last.shape[1]
@@ -401,20 +422,30 @@ class ADMMTrainer:
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
             x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-            progress: bool = False, callback: Callable[[dict], None] | None = None) -> ADMMNet:
-        """Train on x (n, T, F) with integer labels y; records one history row per iteration."""
+            progress: bool = False, callback: Callable[[dict], None] | None = None,
+            eval_sets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> ADMMNet:
+        """Train on x (n, T, F) with integer labels y; `history` gets one row before the first
+        iteration (iteration 0) and one per iteration.
+
+        With track_forward, each row holds the accuracy on the training set and on every
+        evaluation set (x_val/y_val is the set "val"; eval_sets adds more by name) twice: with
+        ADMM's own readout ("<name>_acc") and with the readout refitted in closed form on
+        that iteration's true forward pass ("<name>_acc_refit").
+        """
         cfg = self.config
+        cfg.check()
+        sets = {name: (np.asarray(a, np.float64), np.asarray(b).astype(np.int64))
+                for name, (a, b) in (eval_sets or {}).items()}
+        if x_val is not None and y_val is not None:
+            sets["val"] = (np.asarray(x_val, np.float64), np.asarray(y_val).astype(np.int64))
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y).astype(np.int64)
         if x.ndim != 3:
             raise InputDataError(f"ADMM fit: x must be (batch, steps, features), got {x.shape}")
         if len(y) != len(x):
             raise InputDataError(f"ADMM fit: {len(x)} inputs but {len(y)} labels")
-        if cfg.output not in ("split", "joint") or cfg.rho_mode not in ("schedule", "balance"):
-            raise UnsupportedError(f"ADMMConfig: output must be 'split' or 'joint' and rho_mode "
-                                   f"'schedule' or 'balance', got {cfg.output!r}, "
-                                   f"{cfg.rho_mode!r}")
         n_classes = int(n_classes if n_classes is not None else y.max() + 1)
+        t_setup = time.perf_counter()
         n, steps, n_in = x.shape
         rng = np.random.default_rng(cfg.seed)
         sizes = [n_in, *cfg.n_hidden]
@@ -450,33 +481,62 @@ class ADMMTrainer:
                      np.zeros((n, steps, n_classes)))
         if cfg.l1 > 0:
             out.q, out.p_dual = theta_o[:-1].T.copy(), np.zeros((n_classes, sizes[-1]))
+        _set_net(net, layers, out, cfg.l1 > 0)
         self.history = []
+        # set-up and iterations, without the per-iteration evaluation
+        self.train_time_s = time.perf_counter() - t_setup
         rho = cfg.rho
+        if cfg.track_forward:
+            self.history.append(self._evaluate(
+                {"iteration": 0, "rho": rho, "time_s": self.train_time_s}, net, x, y, target,
+                sets))
         bar = _progress(progress, cfg.iterations)
-        start = time.perf_counter()
         for it in range(cfg.iterations):
-            self._iterate(x, target, kappa, layers, out, rho, it, start, net, x_val, y_val, y)
+            start = time.perf_counter()
+            row = self._iterate(x, target, kappa, layers, out, rho, it)
+            self.train_time_s += time.perf_counter() - start
+            row["time_s"] = self.train_time_s
+            _set_net(net, layers, out, cfg.l1 > 0)
+            row["nonzero"] = net.n_nonzero()
+            if cfg.track_forward:
+                row = self._evaluate(row, net, x, y, target, sets)
+            self.history.append(row)
             if callback is not None:
-                callback(self.history[-1])
+                callback(row)
             if bar is not None:
                 bar[0].update(bar[1], advance=1, description=(
-                    f"ADMM it {it + 1}: primal {self.history[-1]['primal']:.3g} "
-                    f"dual {self.history[-1]['dual']:.3g}"))
-            rho = _next_rho(rho, self.history[-1], cfg)
+                    f"ADMM it {it + 1}: primal {row['primal']:.3g} dual {row['dual']:.3g}"))
+            rho = _next_rho(rho, row, cfg)
         if bar is not None:
             bar[0].stop()
         _set_net(net, layers, out, cfg.l1 > 0)
         if cfg.refit_readout:
             self.pre_refit_train_accuracy = float(np.mean(net.predict(x) == y))
-            feats = readout_features(net, x)
-            theta_o = weight_update(feats, target, 1.0, cfg.ridge)
-            w_o = theta_o[:-1].T
-            if cfg.l1 > 0:  # keep the output layer's sparsity pattern
-                w_o = np.where(net.weights[-1] != 0, w_o, 0.0)
-            net.weights[-1], net.biases[-1] = w_o, theta_o[-1].copy()
+            net.weights[-1], net.biases[-1] = _refit(net, readout_features(net, x), target, cfg)
         return net
 
-    def _iterate(self, x, target, kappa, layers, out, rho, it, start, net, x_val, y_val, y):
+    def _evaluate(self, row: dict, net: ADMMNet, x: np.ndarray, y: np.ndarray,
+                  target: np.ndarray, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+        """Add the true forward pass' loss and accuracies, with ADMM's readout and refitted."""
+        _, spikes = net.forward(x)
+        feats = readout_features(net, x, spikes)
+        theta = np.vstack([net.weights[-1].T, net.biases[-1][None]])
+        w_r, b_r = _refit(net, feats, target, self.config)
+        theta_r = np.vstack([w_r.T, b_r[None]])
+        score = feats @ theta
+        row["loss"] = 0.5 * float(np.sum((target - score) ** 2)) / len(x)
+        row["train_acc"] = float(np.mean(np.argmax(score, axis=1) == y))
+        row["train_acc_refit"] = float(np.mean(np.argmax(feats @ theta_r, axis=1) == y))
+        for name, (xs, ys) in sets.items():
+            f = readout_features(net, xs)
+            row[f"{name}_acc"] = float(np.mean(np.argmax(f @ theta, axis=1) == ys))
+            row[f"{name}_acc_refit"] = float(np.mean(np.argmax(f @ theta_r, axis=1) == ys))
+        row["hidden_spike_rate"] = float(np.mean([s.mean() for s in spikes.values()])
+                                         ) if spikes else 0.0
+        return row
+
+    def _iterate(self, x, target, kappa, layers, out, rho, it) -> dict:
+        """One ADMM iteration (updates in the module docstring's order); returns its row."""
         cfg = self.config
         rs, rm, rr = (rho * w for w in cfg.penalty_weights)  # (S), (M), (R) penalties
         n, steps, _ = x.shape
@@ -564,29 +624,33 @@ class ADMMTrainer:
                 lay.p_dual += cfg.rho_l1 * cq
                 sq_primal += float(np.sum(cq ** 2))
                 count += cq.size
-        _set_net(net, layers, out, cfg.l1 > 0)
-        row = {"iteration": it + 1, "rho": rho, "primal": float(np.sqrt(sq_primal / count)),
-               "dual": float(np.sqrt(sq_dual / count)), "admm_loss": loss,
-               "time_s": time.perf_counter() - start}
-        if cfg.track_forward:
-            score = net.forward(x)[0].mean(axis=1)
-            row["loss"] = 0.5 * float(np.sum((target - score) ** 2)) / n
-            row["train_acc"] = float(np.mean(np.argmax(score, axis=1) == y))
-            if x_val is not None and y_val is not None:
-                row["val_acc"] = float(np.mean(net.predict(x_val) == np.asarray(y_val)))
-        row["nonzero"] = net.n_nonzero()
-        self.history.append(row)
+        return {"iteration": it + 1, "rho": rho, "primal": float(np.sqrt(sq_primal / count)),
+                "dual": float(np.sqrt(sq_dual / count)), "admm_loss": loss}
 
 
 def _next_rho(rho: float, row: dict, cfg: ADMMConfig) -> float:
-    """Geometric schedule, or residual balancing (Boyd et al. 2011, sec. 3.4.1), capped."""
-    if cfg.rho_mode == "balance":
+    """The next iteration's penalty under cfg.rho_mode (RHO_MODES). The duals are stored
+    unscaled (y, not y / rho), so a change of rho needs no rescaling of them."""
+    if cfg.rho_mode == "balance":  # Boyd et al. 2011, sec. 3.4.1, kept within balance_range
         if row["primal"] > cfg.balance_mu * row["dual"]:
             rho *= cfg.balance_tau
         elif row["dual"] > cfg.balance_mu * row["primal"]:
             rho /= cfg.balance_tau
-        return min(rho, cfg.rho_max)
-    return min(rho * cfg.rho_growth, cfg.rho_max)
+        return float(np.clip(rho, cfg.rho / cfg.balance_range, cfg.rho * cfg.balance_range))
+    if cfg.rho_mode == "geometric":
+        return min(rho * cfg.rho_growth, cfg.rho_max)
+    return rho
+
+
+def _refit(net: ADMMNet, feats: np.ndarray, target: np.ndarray, cfg: ADMMConfig
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form readout (ridge least squares of the targets on the true forward pass'
+    readout features); with the l1 split the output layer keeps its zeros."""
+    theta = weight_update(feats, target, 1.0, cfg.ridge)
+    w_o = theta[:-1].T
+    if cfg.l1 > 0:
+        w_o = np.where(net.weights[-1] != 0, w_o, 0.0)
+    return w_o, theta[-1].copy()
 
 
 def _scalars(st: NeuronParams) -> tuple[float, float, float, float]:
