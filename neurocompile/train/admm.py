@@ -104,7 +104,7 @@ from dataclasses import asdict, dataclass, field
 import nir
 import numpy as np
 
-from neurocompile.errors import InputDataError, UnsupportedError
+from neurocompile.errors import ConfigError, InputDataError, UnsupportedError
 from neurocompile.semantics.float import NeuronParams, discretise, run
 from neurocompile.semantics.inverse import neuron_node
 
@@ -342,18 +342,20 @@ class ADMMConfig:
     refit_readout: bool = True
     seed: int = 0
 
-    def check(self) -> None:
-        """Raise UnsupportedError naming the field for an unknown mode or a bad size."""
+    def check(self, where: str = "ADMMConfig") -> None:
+        """Raise ConfigError naming the field for an unknown mode or an out-of-range value."""
         if self.rho_mode not in RHO_MODES:
-            raise UnsupportedError(f"ADMMConfig: rho_mode must be one of {', '.join(RHO_MODES)}"
-                                   f", got {self.rho_mode!r}")
+            raise ConfigError(f"{where}: rho_mode must be one of {', '.join(RHO_MODES)}, got "
+                              f"{self.rho_mode!r}")
         if self.output not in ("split", "joint"):
-            raise UnsupportedError(f"ADMMConfig: output must be 'split' or 'joint', got "
-                                   f"{self.output!r}")
-        if not self.rho > 0 or self.iterations < 0 or not self.balance_range >= 1:
-            raise UnsupportedError(f"ADMMConfig: need rho > 0, iterations >= 0 and "
-                                   f"balance_range >= 1, got rho={self.rho}, iterations="
-                                   f"{self.iterations}, balance_range={self.balance_range}")
+            raise ConfigError(f"{where}: output must be 'split' or 'joint', got "
+                              f"{self.output!r}")
+        for name, ok in (("rho", self.rho > 0), ("iterations", self.iterations >= 0),
+                         ("rho_growth", self.rho_growth > 0), ("rho_max", self.rho_max > 0),
+                         ("balance_range", self.balance_range >= 1),
+                         ("balance_tau", self.balance_tau >= 1), ("ridge", self.ridge >= 0)):
+            if not ok:
+                raise ConfigError(f"{where}: {name} out of range, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -747,12 +749,40 @@ def round_float32(net: ADMMNet) -> ADMMNet:
     return net
 
 
+# ADMMConfig fields that TrainConfig's own options set (the option that sets each)
+_FROM_TRAIN_OPTIONS = {"n_hidden": "--hidden / --model-opt n_hidden", "iterations": "--epochs",
+                       "seed": "--seed", "l1": "--lambda with --reg l1",
+                       "dt": "--model-opt dt", "tau_mem": "--model-opt tau_mem",
+                       "v_threshold": "--model-opt v_threshold", "tau_out": "--model-opt tau_out"}
+
+
+def admm_config_from_options(config, hidden: tuple[int, ...], model: dict[str, float]
+                             ) -> ADMMConfig:
+    """The ADMMConfig of a TrainConfig: epochs -> iterations, seed, l1 = lam when reg is
+    "l1", the model's neuron options, and config.optimizer_kwargs for everything else
+    (rho, rho_mode, ...); a key that another option sets, or no ADMMConfig field, is a
+    ConfigError."""
+    from neurocompile import config as settings
+
+    opts = dict(config.optimizer_kwargs)
+    for key in opts:
+        if key in _FROM_TRAIN_OPTIONS:
+            raise ConfigError(f"train options: optimizer_kwargs: {key!r} is set by "
+                              f"{_FROM_TRAIN_OPTIONS[key]}, not --optimizer-opt")
+    if isinstance(opts.get("penalty_weights"), list):
+        opts["penalty_weights"] = tuple(opts["penalty_weights"])
+    values = {"n_hidden": hidden, "iterations": int(config.epochs), "seed": int(config.seed),
+              "l1": float(config.lam) if config.reg == "l1" else 0.0, **model, **opts}
+    return settings.from_mapping(ADMMConfig, values, "train options: optimizer_kwargs")
+
+
 def train_with_loop_config(config, data=None):
     """`neurocompile train --optimizer admm`: ADMM on a loop TrainConfig -> (model, metrics).
 
     Maps TrainConfig: model must be "ff" with LIF neurons (model_kwargs n_hidden, tau_mem,
     v_threshold, tau_out, dt), epochs -> ADMM iterations (one full-batch iteration each),
-    lam -> l1 when reg == "l1" (0 otherwise), seed. Writes checkpoint.safetensors and
+    lam -> l1 when reg == "l1" (0 otherwise), seed, optimizer_kwargs -> the other ADMMConfig
+    fields (admm_config_from_options). Writes checkpoint.safetensors and
     metrics.json into config.out_dir like neurocompile.train.loop.train.
     """
     import torch
@@ -786,9 +816,8 @@ def train_with_loop_config(config, data=None):
         data = load_dataset(config.dataset, **config.dataset_kwargs)
     if config.threads:
         torch.set_num_threads(config.threads)
-    cfg = ADMMConfig(n_hidden=hidden, iterations=int(config.epochs), seed=int(config.seed),
-                     l1=float(config.lam) if config.reg == "l1" else 0.0,
-                     **{k: float(v) for k, v in kw.items() if k in known})
+    cfg = admm_config_from_options(config, hidden, {k: float(v) for k, v in kw.items()
+                                                    if k in known})
     trainer = ADMMTrainer(cfg)
     start = time.perf_counter()
     net = round_float32(trainer.fit(data.train.x, data.train.y, data.n_classes,
@@ -803,7 +832,8 @@ def train_with_loop_config(config, data=None):
         "dataset": {"name": config.dataset, "train": len(data.train), "val": len(data.val),
                     "test": len(data.test), "steps": data.steps, "features": data.n_features,
                     "classes": data.n_classes},
-        "epochs": trainer.history, "best_epoch": len(trainer.history), "stopped_early": False,
+        "epochs": [{"epoch": row["iteration"], **row} for row in trainer.history],
+        "best_epoch": cfg.iterations, "stopped_early": False,
         "val_acc": val["acc"], "test_acc": test["acc"], "test_loss": test["loss"],
         "test_spikes_per_sample": test["spikes_per_sample"],
         "test_spikes_per_layer": test["spikes_per_layer"], **sparsity_stats(model),
@@ -814,7 +844,7 @@ def train_with_loop_config(config, data=None):
 
         out = Path(config.out_dir)
         ckpt = save_checkpoint(out / CHECKPOINT_NAME, model,
-                               {"epoch": len(trainer.history), "val_acc": val["acc"],
+                               {"epoch": cfg.iterations, "val_acc": val["acc"],
                                 "test_acc": test["acc"], "config": config.to_json()})
         metrics["checkpoint"] = str(ckpt)
         write_text(out / METRICS_NAME, json.dumps(metrics, indent=2, default=str) + "\n")
