@@ -812,12 +812,12 @@ def train_with_loop_config(config, data=None):
         raise UnsupportedError(f"optimizer 'admm': model options {unknown} are not supported")
     if config.nproc != 1:
         raise UnsupportedError(f"optimizer 'admm' runs in one process, got nproc={config.nproc}")
+    cfg = admm_config_from_options(config, hidden, {k: float(v) for k, v in kw.items()
+                                                    if k in known})
     if data is None:
         data = load_dataset(config.dataset, **config.dataset_kwargs)
     if config.threads:
         torch.set_num_threads(config.threads)
-    cfg = admm_config_from_options(config, hidden, {k: float(v) for k, v in kw.items()
-                                                    if k in known})
     trainer = ADMMTrainer(cfg)
     start = time.perf_counter()
     net = round_float32(trainer.fit(data.train.x, data.train.y, data.n_classes,
