@@ -24,14 +24,14 @@ from neurocompile.train.admm import (
 RNG = np.random.default_rng(7)
 
 
-def _branch_min_grid(p, q, e, c, vth, rho_m, rho_r):
+def _branch_min_grid(p, q, e, c, vth, rho_m, rho_r, cost=(0.0, 0.0)):
     """Brute force over s in {0, 1}: each branch minimised over a dense grid of v."""
     best = (np.inf, None, None)
     for s in (0.0, 1.0):
         grid = np.linspace(vth - 6, vth, 120001) if s == 0 else np.linspace(vth + 1e-6, vth + 6,
                                                                            120001)
         r = grid * (1 - s)
-        f = 0.5 * rho_m * (grid - p) ** 2 + 0.5 * rho_r * (s - e) ** 2
+        f = 0.5 * rho_m * (grid - p) ** 2 + 0.5 * rho_r * (s - e) ** 2 + cost[int(s)]
         if q is not None:
             f = f + 0.5 * rho_m * (c * r - q) ** 2
         i = int(np.argmin(f))
@@ -41,22 +41,26 @@ def _branch_min_grid(p, q, e, c, vth, rho_m, rho_r):
 
 
 @pytest.mark.parametrize("last", [False, True])
-def test_spike_membrane_update_matches_brute_force(last):
+@pytest.mark.parametrize("downstream", [False, True])
+def test_spike_membrane_update_matches_brute_force(last, downstream):
     vth = 1.0
-    for _ in range(300):
+    for _ in range(200):
         p, q, e = RNG.normal(1.0, 1.2), RNG.normal(0.5, 1.0), RNG.normal(0.5, 0.8)
         c = RNG.uniform(0.0, 1.0)
         rho_m, rho_r = RNG.uniform(0.1, 3.0), RNG.uniform(0.1, 3.0)
+        cost = tuple(RNG.normal(0, 0.5, 2)) if downstream else (0.0, 0.0)
         qq = None if last else np.array(q)
         v, s, f = spike_membrane_update(np.array(p), qq, np.array(e), np.array(c),
-                                        np.array(vth), rho_m, rho_r, eps=1e-6)
-        f_bf, v_bf, s_bf = _branch_min_grid(p, None if last else q, e, c, vth, rho_m, rho_r)
+                                        np.array(vth), rho_m, rho_r, eps=1e-6,
+                                        spike_cost=tuple(map(np.array, cost)))
+        f_bf, v_bf, s_bf = _branch_min_grid(p, None if last else q, e, c, vth, rho_m, rho_r,
+                                            cost)
         assert f <= f_bf + 1e-8  # never worse than the brute-force minimum
         assert f == pytest.approx(f_bf, abs=1e-6)
         # the returned (v, s) is consistent with the step function and attains f
         assert bool(s) == bool(v > vth)
         r = v * (1 - s)
-        f_check = 0.5 * rho_m * (v - p) ** 2 + 0.5 * rho_r * (s - e) ** 2
+        f_check = 0.5 * rho_m * (v - p) ** 2 + 0.5 * rho_r * (s - e) ** 2 + cost[int(s)]
         if not last:
             f_check += 0.5 * rho_m * (c * r - q) ** 2
         assert f == pytest.approx(f_check, abs=1e-12)
@@ -189,10 +193,12 @@ def _small_digits(n_train=400, steps=6):
     return data.train.x[:n_train], data.train.y[:n_train], data.test.x, data.test.y
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_iterations_improve_on_zero_iterations_where_random_features_fail(seed):
+@pytest.mark.parametrize(("seed", "spike_update"), [(0, "relay"), (1, "relay"),
+                                                   (0, "downstream")])
+def test_iterations_improve_on_zero_iterations_where_random_features_fail(seed, spike_update):
     x, y, xt, yt = _small_digits()
-    trainer = ADMMTrainer(ADMMConfig(n_hidden=(8,), iterations=80, seed=seed))
+    trainer = ADMMTrainer(ADMMConfig(n_hidden=(8,), iterations=80, seed=seed,
+                                     spike_update=spike_update))
     net = trainer.fit(x, y, 10, eval_sets={"test": (xt, yt)})
     start, end = trainer.history[0], trainer.history[-1]
     assert start["test_acc_refit"] < 0.5  # the task: random features are not enough
@@ -214,9 +220,11 @@ def test_zero_iterations_records_the_start_only():
     assert np.mean(net.predict(xt) == yt) == pytest.approx(row["test_acc"], abs=0.01)
 
 
-def test_two_hidden_layers_improve_on_zero_iterations():
+@pytest.mark.parametrize("spike_update", ["relay", "downstream"])
+def test_two_hidden_layers_improve_on_zero_iterations(spike_update):
     x, y, xt, yt = _small_digits(n_train=300)
-    trainer = ADMMTrainer(ADMMConfig(n_hidden=(12, 12), iterations=60, seed=0))
+    trainer = ADMMTrainer(ADMMConfig(n_hidden=(12, 12), iterations=60, seed=0,
+                                     spike_update=spike_update))
     trainer.fit(x, y, 10, eval_sets={"test": (xt, yt)})
     start, end = trainer.history[0], trainer.history[-1]
     assert end["train_acc_refit"] >= start["train_acc_refit"] + 0.05
@@ -238,10 +246,12 @@ def test_penalty_schedules():
     assert _next_rho(1e-3, row, ADMMConfig(rho=1e-3)) == 1e-3  # constant: the default
 
 
-@pytest.mark.parametrize("l1", [0.0, 0.05])
-def test_nir_export_simulates_identically(tmp_path, l1):
+@pytest.mark.parametrize(("l1", "spike_update"), [(0.0, "relay"), (0.05, "relay"),
+                                                 (0.0, "downstream")])
+def test_nir_export_simulates_identically(tmp_path, l1, spike_update):
     x, y = _separable_task(n=30, steps=6)
-    cfg = ADMMConfig(n_hidden=(10, 7), iterations=4, init_scale=2.0, l1=l1, seed=3)
+    cfg = ADMMConfig(n_hidden=(10, 7), iterations=4, init_scale=2.0, l1=l1, seed=3,
+                     spike_update=spike_update)
     net = ADMMTrainer(cfg).fit(x, y, n_classes=2)
     graph = net.to_nir()
     assert list(graph.nodes) == ["input", "fc1", "lif1", "fc2", "lif2", "fc_out", "readout",

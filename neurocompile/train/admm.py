@@ -112,6 +112,10 @@ READOUT = "mean_membrane"
 # "constant": rho fixed, so the duals accumulate the residuals of every iteration (default);
 # "geometric": rho_k = min(rho rho_growth^k, rho_max); "balance": residual balancing, bounded.
 RHO_MODES = ("constant", "geometric", "balance")
+# "relay": spikes pulled towards the continuous relay a (the (R) split; default);
+# "downstream": no relay, the spike update sees the next layer's (S) term linearised at the
+# current spikes (each neuron's flip priced with the others held, a Jacobi step)
+SPIKE_UPDATES = ("relay", "downstream")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,13 +156,15 @@ def preactivation_update(m: np.ndarray, lam: np.ndarray, w: np.ndarray, g: np.nd
 
 
 def spike_membrane_update(p: np.ndarray, q: np.ndarray | None, e: np.ndarray, c: np.ndarray,
-                          v_th: np.ndarray, rho_m: float, rho_r: float, eps: float = 1e-6
+                          v_th: np.ndarray, rho_m: float, rho_r: float, eps: float = 1e-6,
+                          spike_cost: tuple[np.ndarray, np.ndarray] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Elementwise minimiser of the joint membrane/spike subproblem; returns (v, s, objective).
 
     min over v and s = H(v - v_th) of rho_m/2 (v-p)^2 + rho_m/2 (c r - q)^2 + rho_r/2 (s-e)^2
-    with r = v (1 - s); q None drops the second term (last step). Both branches are evaluated
-    and the smaller one kept (ties: no spike).
+    + spike_cost[s] with r = v (1 - s); q None drops the second term (last step); spike_cost
+    (cost of s = 0, cost of s = 1) is an extra per-branch term (the downstream layer's). Both
+    branches are evaluated and the smaller one kept (ties: no spike).
     """
     if q is None:
         v0 = np.minimum(p, v_th)
@@ -170,6 +176,8 @@ def spike_membrane_update(p: np.ndarray, q: np.ndarray | None, e: np.ndarray, c:
         f0 = 0.5 * rho_m * ((v0 - p) ** 2 + (c * v0 - q) ** 2) + 0.5 * rho_r * e ** 2
         v1 = np.maximum(p, v_th + eps)
         f1 = 0.5 * rho_m * ((v1 - p) ** 2 + q ** 2) + 0.5 * rho_r * (1.0 - e) ** 2
+    if spike_cost is not None:
+        f0, f1 = f0 + spike_cost[0], f1 + spike_cost[1]
     s = f1 < f0
     return np.where(s, v1, v0), s.astype(np.float64), np.where(s, f1, f0)
 
@@ -338,6 +346,7 @@ class ADMMConfig:
     output: str = "split"  # "split": z_o split with its dual; "joint": W_o, a_L against the loss
     penalty_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # rho multipliers (S), (M), (R)
     eps: float = 1e-6  # margin above v_th for the spiking branch
+    spike_update: str = "relay"  # one of SPIKE_UPDATES
     track_forward: bool = True  # run the true forward pass each iteration (loss, accuracy)
     refit_readout: bool = True
     seed: int = 0
@@ -347,6 +356,9 @@ class ADMMConfig:
         if self.rho_mode not in RHO_MODES:
             raise ConfigError(f"{where}: rho_mode must be one of {', '.join(RHO_MODES)}, got "
                               f"{self.rho_mode!r}")
+        if self.spike_update not in SPIKE_UPDATES:
+            raise ConfigError(f"{where}: spike_update must be one of {', '.join(SPIKE_UPDATES)}"
+                              f", got {self.spike_update!r}")
         if self.output not in ("split", "joint"):
             raise ConfigError(f"{where}: output must be 'split' or 'joint', got "
                               f"{self.output!r}")
@@ -562,15 +574,36 @@ class ADMMTrainer:
             lay.z = z_new
             v_old = lay.v.copy()
             r_t = np.zeros((n, lay.z.shape[2]))
+            down = cfg.spike_update == "downstream" and not (joint and k == len(layers) - 1)
+            if down:  # the next layer's (S) term, linearised at the current spikes (a = s)
+                nxt = all_layers[k + 1]
+                w_next = nxt.theta[:-1].T
+                resid = lay.s[:, :-1] @ w_next.T - (nxt.z[:, 1:] + nxt.lam[:, 1:] / rs
+                                                    - nxt.theta[-1])
+                grad, curv = resid @ w_next, 0.5 * np.sum(w_next ** 2, axis=0)
             for t in range(steps):  # forward sweep: r[t-1] is this iteration's
                 p = c * r_t + g * lay.z[:, t] + beta - lay.mu[:, t] / rm
                 q = None if t == steps - 1 else \
                     lay.v[:, t + 1] - g * lay.z[:, t + 1] - beta + lay.mu[:, t + 1] / rm
-                e = lay.a[:, t] + lay.nu[:, t] / rr
-                v_t, s_t, _ = spike_membrane_update(p, q, e, c, vth, rm, rr, cfg.eps)
+                if down:
+                    cost = None
+                    if t < steps - 1:
+                        d0, d1 = -lay.s[:, t], 1.0 - lay.s[:, t]
+                        cost = (rs * (d0 * grad[:, t] + d0 ** 2 * curv),
+                                rs * (d1 * grad[:, t] + d1 ** 2 * curv))
+                    v_t, s_t, _ = spike_membrane_update(p, q, lay.s[:, t], c, vth, rm, 0.0,
+                                                        cfg.eps, cost)
+                else:
+                    e = lay.a[:, t] + lay.nu[:, t] / rr
+                    v_t, s_t, _ = spike_membrane_update(p, q, e, c, vth, rm, rr, cfg.eps)
                 lay.v[:, t], lay.s[:, t] = v_t, s_t
                 r_t = v_t * (1 - s_t)
             sq_dual += rm ** 2 * float(np.sum((lay.v - v_old) ** 2))
+            if down:  # no relay: the next layer reads the spikes themselves
+                sq_dual += rs ** 2 * float(np.sum((lay.s - lay.a) ** 2))
+                lay.a = lay.s.copy()
+                prev = lay.a
+                continue
             if joint and k == len(layers) - 1:  # joint output block: W_o, then a_L
                 k_next = np.append(kappa[1:], 0.0)  # weight of a[t] in the score
                 out.theta = _w_step(_score_features(lay.a, kappa), out, 1.0, cfg,
