@@ -112,9 +112,9 @@ READOUT = "mean_membrane"
 # "constant": rho fixed, so the duals accumulate the residuals of every iteration (default);
 # "geometric": rho_k = min(rho rho_growth^k, rho_max); "balance": residual balancing, bounded.
 RHO_MODES = ("constant", "geometric", "balance")
-# "relay": spikes pulled towards the continuous relay a (the (R) split; default);
-# "downstream": no relay, the spike update sees the next layer's (S) term linearised at the
-# current spikes (each neuron's flip priced with the others held, a Jacobi step)
+# "downstream" (default): no relay, the spike update sees the next layer's (S) term linearised
+# at the current spikes (each neuron's flip priced with the others held, a Jacobi step);
+# "relay": spikes pulled towards a continuous relay a by the (R) split a = s
 SPIKE_UPDATES = ("relay", "downstream")
 
 
@@ -346,7 +346,7 @@ class ADMMConfig:
     output: str = "split"  # "split": z_o split with its dual; "joint": W_o, a_L against the loss
     penalty_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # rho multipliers (S), (M), (R)
     eps: float = 1e-6  # margin above v_th for the spiking branch
-    spike_update: str = "relay"  # one of SPIKE_UPDATES
+    spike_update: str = "downstream"  # one of SPIKE_UPDATES
     track_forward: bool = True  # run the true forward pass each iteration (loss, accuracy)
     refit_readout: bool = True
     seed: int = 0
