@@ -185,6 +185,21 @@ def render_table(doc: dict) -> str:
                 f"{ms(s['gain_own_readout_points'], digits=1)} | "
                 f"{100 * s['spikes_changed_vs_start']['mean']:.1f}% | "
                 f"{s['admm_train_cpu_s']['mean']:.1f} | {adam} |")
+    default = doc["adam_budget_from"]
+    lines.append("")
+    for name, res in doc["results"].items():
+        s, adam = res["summary"][default], res["adam_summary"]["test_acc"]["mean"]
+        gap = 100 * (s["admm_final_refit"]["mean"] - adam)
+        extra = ""
+        if len(res["summary"]) > 1:
+            extra = "; " + ", ".join(
+                f"{v}: {other['gain_refit_points']['mean']:+.1f}" for v, other in
+                res["summary"].items() if v != default)
+        lines.append(
+            f"* {name} hidden: ADMM ({default}) {s['gain_refit_points']['mean']:+.1f} points "
+            f"over 0 iterations with the refit, {s['gain_own_readout_points']['mean']:+.1f} "
+            f"with its own readout{extra}; Adam at the same CPU time "
+            f"{'trails' if gap > 0 else 'leads'} it by {abs(gap):.1f} points.")
     met = doc["bar"]["met"]
     lines += ["", "Bar (at least +{:g} points over 0 iterations with the refit, spike update "
               "{}): ".format(doc["bar"]["points_over_0_iterations"], doc["adam_budget_from"])

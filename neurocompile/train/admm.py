@@ -77,21 +77,34 @@ against it one after the other, both in closed form:
 (output_relay_update). The hidden layers' updates and duals are unchanged; the (S) residual of
 the output layer is then zero by construction.
 
-Penalty schedule (rho_mode="schedule", the default): rho_k = min(rho_0 * growth^k, rho_max)
-(default 1e-3 * 1.3^k, capped at 10): small at first, so the loss can move the auxiliary
-variables, then increasing, so late iterations enforce feasibility, where the auxiliary
-variables equal the network's true forward pass. The three constraint families use rho_k times
-fixed weights (penalty_weights, default 1, 1, 1). The l1 split's penalty rho_q is constant
-(rho_l1, default 1), so the exported weights' threshold l1/rho_q does not depend on how far the
-schedule got. Duals are kept unscaled, so nothing is rescaled when rho changes.
-rho_mode="balance" instead uses residual balancing (Boyd et al. 2011, "Distributed Optimization
-and Statistical Learning via ADMM", sec. 3.4.1): rho is multiplied by balance_tau when the
-primal residual exceeds balance_mu times the dual one, divided by it in the opposite case, and
-capped at rho_max. Residuals (reported as root-mean-square over constraint entries):
-primal = ||(S), (M), (R), (Q) violations||, dual = rho ||change of z, v, a (and Q)||.
+Downstream spike update (spike_update="downstream", the default; "relay" is the block above).
+No relay and no (R): the next layer reads the spikes themselves (a_l = s_l), and the v/s update
+adds, per neuron j, the next layer's (S) term as a function of s_j with the other neurons held at
+their current spikes s~ (a Jacobi step): with the residual r = W' s~[t] + b' - z'[t+1]
+- lam'[t+1]/rho and d = s_j - s~_j,
+    rho/2 ||r + d W'_j||^2 - rho/2 ||r||^2 = rho (d (W'^T r)_j + d^2 ||W'_j||^2 / 2),
+exact for one flip, added to the branch costs f0 (d = -s~_j) and f1 (d = 1 - s~_j). The relay
+form passes this pull through a continuous a and its dual, which spreads it thinly over all
+neurons; pricing the flips directly measured better (docs/admm.md). The last hidden layer of
+the joint output block keeps its relay.
+
+Penalty schedule (rho_mode, RHO_MODES). "constant" (the default, rho = 3e-4): the duals then
+sum the residuals of every iteration, which is the pressure that eventually flips a spike; with a
+growing rho the scaled dual y/rho forgets all but the last few residuals while feasibility is
+enforced at the starting point. "geometric": rho_k = min(rho rho_growth^k, rho_max).
+"balance": residual balancing (Boyd et al. 2011, "Distributed Optimization and Statistical
+Learning via ADMM", sec. 3.4.1): rho is multiplied by balance_tau when the primal residual
+exceeds balance_mu times the dual one, divided by it in the opposite case, and kept within
+[rho / balance_range, rho * balance_range]. The three constraint families use rho times fixed
+weights (penalty_weights, default 1, 1, 1). The l1 split's penalty rho_q is constant (rho_l1,
+default 1), so the exported weights' threshold l1/rho_q does not depend on the schedule. Duals
+are stored unscaled, so nothing is rescaled when rho changes. Residuals (root-mean-square over
+constraint entries): primal = ||(S), (M), (R), (Q) violations||, dual = rho ||change of z, v,
+a (and Q)||.
 
 After the last iteration the readout can be refitted in closed form (ridge least squares of
-the one-hot targets on the true forward pass's time-filtered spikes), `refit_readout=True`.
+the one-hot targets on the true forward pass's time-filtered spikes), `refit_readout=True`;
+`history` records the accuracy both ways at every iteration.
 """
 
 from __future__ import annotations
