@@ -88,7 +88,7 @@ form passes this pull through a continuous a and its dual, which spreads it thin
 neurons; pricing the flips directly measured better (docs/admm.md). The last hidden layer of
 the joint output block keeps its relay.
 
-Penalty schedule (rho_mode, RHO_MODES). "constant" (the default, rho = 3e-4): the duals then
+Penalty schedule (rho_mode, RHO_MODES). "constant" (the default, rho = 1e-4): the duals then
 sum the residuals of every iteration, which is the pressure that eventually flips a spike; with a
 growing rho the scaled dual y/rho forgets all but the last few residuals while feasibility is
 enforced at the starting point. "geometric": rho_k = min(rho rho_growth^k, rho_max).
@@ -338,7 +338,7 @@ class ADMMConfig:
 
     n_hidden: tuple[int, ...] = (128,)
     iterations: int = 150
-    rho: float = 3e-4  # penalty (the initial one for "geometric" and "balance")
+    rho: float = 1e-4  # penalty (the initial one for "geometric" and "balance")
     rho_mode: str = "constant"  # one of RHO_MODES
     rho_growth: float = 1.3  # "geometric": rho_k = min(rho * rho_growth^k, rho_max)
     rho_max: float = 10.0  # "geometric": cap

@@ -36,7 +36,7 @@ class TrainConfig:
     optimizer: str = setting("adam", help="adam | linbreg | adabreg | admm (TRAINERS, RUNNERS).")
     optimizer_kwargs: dict[str, Any] = setting(
         default_factory=dict, cli="--optimizer-opt",
-        help="admm only: ADMMConfig keyword, e.g. rho=3e-4, rho_mode=constant|geometric|balance")
+        help="admm only: ADMMConfig keyword, e.g. rho=1e-4, rho_mode=constant|geometric|balance")
     lr: float | None = setting(None, min=0,
                                help="Learning rate (none: the optimizer's default).")
     lam: float = setting(0.05, min=0, cli="--lambda",
