@@ -20,8 +20,10 @@ kappa_t = (g_o / T) sum_{t'=t}^{T-1} c_o^(t'-t).
 Variable splitting
 ------------------
 Auxiliary variables per hidden layer: pre-activations z_l, membranes v_l (before reset), spikes
-s_l in {0,1} (r_l is a function of v_l and s_l), and a continuous spike relay a_l that feeds the
-next layer. Given the spikes the membrane recursion is linear, so the constraints are
+s_l in {0,1} (r_l is a function of v_l and s_l), and, for spike_update="relay" only, a
+continuous spike relay a_l that feeds the next layer (the default "downstream" update, below,
+has a_l = s_l and no (R)). Given the spikes the membrane recursion is linear, so the
+constraints are
 
     (S) z_l = A_{l-1} Theta_l,  A_{l-1} = [shift(a_{l-1}), 1], Theta_l = [W_l^T; b_l^T]   dual lam_l
     (M) v_l[t] = c r_l[t-1] + g z_l[t] + beta                                              dual mu_l
@@ -36,7 +38,8 @@ the augmented Lagrangian as <y, C> + rho/2 ||C||^2 = rho/2 ||C + y/rho||^2 - ||y
 The one-hot target value defaults to sum_t kappa_t (the score of a unit weight from an
 always-on input), which keeps W_o of order one whatever the readout gain.
 
-Closed-form updates (one iteration, layers in order, then the output layer, then the duals)
+Closed-form updates (one iteration, layers in order, then the output layer, then the duals;
+the v/s and a updates are those of spike_update="relay")
 ------------------------------------------------------------------------------------------
 W (ridge least squares; bias row unregularised):
     Theta = (rho A^T A + D)^-1 (rho A^T (z + lam/rho) + [rho_q (Q - P/rho_q); 0]),
