@@ -1,6 +1,6 @@
 """ADMM (closed form, no surrogate gradient) against its own start and against Adam on digits.
 
-    .venv/bin/python benchmarks/admm.py                 # ~5 min on one thread
+    .venv/bin/python benchmarks/admm.py                 # a few minutes on one thread
     .venv/bin/python benchmarks/admm.py --render-only   # docs table and plots from the JSON
 
 For each architecture (64-H-10 with H = 16, 32, 64, and 64-16-16-10) and seed: ADMM's test
