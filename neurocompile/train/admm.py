@@ -20,8 +20,10 @@ kappa_t = (g_o / T) sum_{t'=t}^{T-1} c_o^(t'-t).
 Variable splitting
 ------------------
 Auxiliary variables per hidden layer: pre-activations z_l, membranes v_l (before reset), spikes
-s_l in {0,1} (r_l is a function of v_l and s_l), and a continuous spike relay a_l that feeds the
-next layer. Given the spikes the membrane recursion is linear, so the constraints are
+s_l in {0,1} (r_l is a function of v_l and s_l), and, for spike_update="relay" only, a
+continuous spike relay a_l that feeds the next layer (the default "downstream" update, below,
+has a_l = s_l and no (R)). Given the spikes the membrane recursion is linear, so the
+constraints are
 
     (S) z_l = A_{l-1} Theta_l,  A_{l-1} = [shift(a_{l-1}), 1], Theta_l = [W_l^T; b_l^T]   dual lam_l
     (M) v_l[t] = c r_l[t-1] + g z_l[t] + beta                                              dual mu_l
@@ -36,7 +38,8 @@ the augmented Lagrangian as <y, C> + rho/2 ||C||^2 = rho/2 ||C + y/rho||^2 - ||y
 The one-hot target value defaults to sum_t kappa_t (the score of a unit weight from an
 always-on input), which keeps W_o of order one whatever the readout gain.
 
-Closed-form updates (one iteration, layers in order, then the output layer, then the duals)
+Closed-form updates (one iteration, layers in order, then the output layer, then the duals;
+the v/s and a updates are those of spike_update="relay")
 ------------------------------------------------------------------------------------------
 W (ridge least squares; bias row unregularised):
     Theta = (rho A^T A + D)^-1 (rho A^T (z + lam/rho) + [rho_q (Q - P/rho_q); 0]),
@@ -77,38 +80,58 @@ against it one after the other, both in closed form:
 (output_relay_update). The hidden layers' updates and duals are unchanged; the (S) residual of
 the output layer is then zero by construction.
 
-Penalty schedule (rho_mode="schedule", the default): rho_k = min(rho_0 * growth^k, rho_max)
-(default 1e-3 * 1.3^k, capped at 10): small at first, so the loss can move the auxiliary
-variables, then increasing, so late iterations enforce feasibility, where the auxiliary
-variables equal the network's true forward pass. The three constraint families use rho_k times
-fixed weights (penalty_weights, default 1, 1, 1). The l1 split's penalty rho_q is constant
-(rho_l1, default 1), so the exported weights' threshold l1/rho_q does not depend on how far the
-schedule got. Duals are kept unscaled, so nothing is rescaled when rho changes.
-rho_mode="balance" instead uses residual balancing (Boyd et al. 2011, "Distributed Optimization
-and Statistical Learning via ADMM", sec. 3.4.1): rho is multiplied by balance_tau when the
-primal residual exceeds balance_mu times the dual one, divided by it in the opposite case, and
-capped at rho_max. Residuals (reported as root-mean-square over constraint entries):
-primal = ||(S), (M), (R), (Q) violations||, dual = rho ||change of z, v, a (and Q)||.
+Downstream spike update (spike_update="downstream", the default; "relay" is the block above).
+No relay and no (R): the next layer reads the spikes themselves (a_l = s_l), and the v/s update
+adds, per neuron j, the next layer's (S) term as a function of s_j with the other neurons held at
+their current spikes s~ (a Jacobi step): with the residual r = W' s~[t] + b' - z'[t+1]
+- lam'[t+1]/rho and d = s_j - s~_j,
+    rho/2 ||r + d W'_j||^2 - rho/2 ||r||^2 = rho (d (W'^T r)_j + d^2 ||W'_j||^2 / 2),
+exact for one flip, added to the branch costs f0 (d = -s~_j) and f1 (d = 1 - s~_j). The relay
+form passes this pull through a continuous a and its dual, which spreads it thinly over all
+neurons; pricing the flips directly measured better (docs/admm.md). The last hidden layer of
+the joint output block keeps its relay.
+
+Penalty schedule (rho_mode, RHO_MODES). "constant" (the default, rho = 1e-4): the duals then
+sum the residuals of every iteration, which is the pressure that eventually flips a spike; with a
+growing rho the scaled dual y/rho forgets all but the last few residuals while feasibility is
+enforced at the starting point. "geometric": rho_k = min(rho rho_growth^k, rho_max).
+"balance": residual balancing (Boyd et al. 2011, "Distributed Optimization and Statistical
+Learning via ADMM", sec. 3.4.1): rho is multiplied by balance_tau when the primal residual
+exceeds balance_mu times the dual one, divided by it in the opposite case, and kept within
+[rho / balance_range, rho * balance_range]. The three constraint families use rho times fixed
+weights (penalty_weights, default 1, 1, 1). The l1 split's penalty rho_q is constant (rho_l1,
+default 1), so the exported weights' threshold l1/rho_q does not depend on the schedule. Duals
+are stored unscaled, so nothing is rescaled when rho changes. Residuals (root-mean-square over
+constraint entries): primal = ||(S), (M), (R), (Q) violations||, dual = rho ||change of z, v,
+a (and Q)||.
 
 After the last iteration the readout can be refitted in closed form (ridge least squares of
-the one-hot targets on the true forward pass's time-filtered spikes), `refit_readout=True`.
+the one-hot targets on the true forward pass's time-filtered spikes), `refit_readout=True`;
+`history` records the accuracy both ways at every iteration.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 
 import nir
 import numpy as np
 
-from neurocompile.errors import InputDataError, UnsupportedError
+from neurocompile.errors import ConfigError, InputDataError, UnsupportedError
 from neurocompile.semantics.float import NeuronParams, discretise, run
 from neurocompile.semantics.inverse import neuron_node
 
 READOUT = "mean_membrane"
+# "constant": rho fixed, so the duals accumulate the residuals of every iteration (default);
+# "geometric": rho_k = min(rho rho_growth^k, rho_max); "balance": residual balancing, bounded.
+RHO_MODES = ("constant", "geometric", "balance")
+# "downstream" (default): no relay, the spike update sees the next layer's (S) term linearised
+# at the current spikes (each neuron's flip priced with the others held, a Jacobi step);
+# "relay": spikes pulled towards a continuous relay a by the (R) split a = s
+SPIKE_UPDATES = ("relay", "downstream")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,13 +172,15 @@ def preactivation_update(m: np.ndarray, lam: np.ndarray, w: np.ndarray, g: np.nd
 
 
 def spike_membrane_update(p: np.ndarray, q: np.ndarray | None, e: np.ndarray, c: np.ndarray,
-                          v_th: np.ndarray, rho_m: float, rho_r: float, eps: float = 1e-6
+                          v_th: np.ndarray, rho_m: float, rho_r: float, eps: float = 1e-6,
+                          spike_cost: tuple[np.ndarray, np.ndarray] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Elementwise minimiser of the joint membrane/spike subproblem; returns (v, s, objective).
 
     min over v and s = H(v - v_th) of rho_m/2 (v-p)^2 + rho_m/2 (c r - q)^2 + rho_r/2 (s-e)^2
-    with r = v (1 - s); q None drops the second term (last step). Both branches are evaluated
-    and the smaller one kept (ties: no spike).
+    + spike_cost[s] with r = v (1 - s); q None drops the second term (last step); spike_cost
+    (cost of s = 0, cost of s = 1) is an extra per-branch term (the downstream layer's). Both
+    branches are evaluated and the smaller one kept (ties: no spike).
     """
     if q is None:
         v0 = np.minimum(p, v_th)
@@ -167,6 +192,8 @@ def spike_membrane_update(p: np.ndarray, q: np.ndarray | None, e: np.ndarray, c:
         f0 = 0.5 * rho_m * ((v0 - p) ** 2 + (c * v0 - q) ** 2) + 0.5 * rho_r * e ** 2
         v1 = np.maximum(p, v_th + eps)
         f1 = 0.5 * rho_m * ((v1 - p) ** 2 + q ** 2) + 0.5 * rho_r * (1.0 - e) ** 2
+    if spike_cost is not None:
+        f0, f1 = f0 + spike_cost[0], f1 + spike_cost[1]
     s = f1 < f0
     return np.where(s, v1, v0), s.astype(np.float64), np.where(s, f1, f0)
 
@@ -313,13 +340,14 @@ class ADMMConfig:
     """Hyper-parameters of the ADMM trainer (see the module docstring for their roles)."""
 
     n_hidden: tuple[int, ...] = (128,)
-    iterations: int = 30
-    rho: float = 1e-3  # initial penalty: small, so the loss moves the auxiliary variables
-    rho_growth: float = 1.3  # rho_k = min(rho * rho_growth^k, rho_max): feasibility late
-    rho_max: float = 10.0
-    rho_mode: str = "schedule"  # "schedule": geometric growth; "balance": residual balancing
-    balance_mu: float = 10.0  # balancing: change rho when one residual exceeds mu x the other
-    balance_tau: float = 2.0  # balancing: factor by which rho changes
+    iterations: int = 150
+    rho: float = 1e-4  # penalty (the initial one for "geometric" and "balance")
+    rho_mode: str = "constant"  # one of RHO_MODES
+    rho_growth: float = 1.3  # "geometric": rho_k = min(rho * rho_growth^k, rho_max)
+    rho_max: float = 10.0  # "geometric": cap
+    balance_mu: float = 10.0  # "balance": change rho when one residual exceeds mu x the other
+    balance_tau: float = 2.0  # "balance": factor by which rho changes
+    balance_range: float = 100.0  # "balance": rho stays within [rho / range, rho * range]
     ridge: float = 1e-2
     l1: float = 0.0  # > 0 adds the W = Q split with soft thresholding (sparse weights)
     rho_l1: float = 1.0  # constant penalty rho_q of the W = Q split
@@ -334,9 +362,28 @@ class ADMMConfig:
     output: str = "split"  # "split": z_o split with its dual; "joint": W_o, a_L against the loss
     penalty_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)  # rho multipliers (S), (M), (R)
     eps: float = 1e-6  # margin above v_th for the spiking branch
+    spike_update: str = "downstream"  # one of SPIKE_UPDATES
     track_forward: bool = True  # run the true forward pass each iteration (loss, accuracy)
     refit_readout: bool = True
     seed: int = 0
+
+    def check(self, where: str = "ADMMConfig") -> None:
+        """Raise ConfigError naming the field for an unknown mode or an out-of-range value."""
+        if self.rho_mode not in RHO_MODES:
+            raise ConfigError(f"{where}: rho_mode must be one of {', '.join(RHO_MODES)}, got "
+                              f"{self.rho_mode!r}")
+        if self.spike_update not in SPIKE_UPDATES:
+            raise ConfigError(f"{where}: spike_update must be one of {', '.join(SPIKE_UPDATES)}"
+                              f", got {self.spike_update!r}")
+        if self.output not in ("split", "joint"):
+            raise ConfigError(f"{where}: output must be 'split' or 'joint', got "
+                              f"{self.output!r}")
+        for name, ok in (("rho", self.rho > 0), ("iterations", self.iterations >= 0),
+                         ("rho_growth", self.rho_growth > 0), ("rho_max", self.rho_max > 0),
+                         ("balance_range", self.balance_range >= 1),
+                         ("balance_tau", self.balance_tau >= 1), ("ridge", self.ridge >= 0)):
+            if not ok:
+                raise ConfigError(f"{where}: {name} out of range, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -382,9 +429,13 @@ def _one_hot(y: np.ndarray, n_classes: int, value: float) -> np.ndarray:
     return out
 
 
-def readout_features(net: ADMMNet, x: np.ndarray) -> np.ndarray:
-    """[sum_t kappa_t a_L[t-1], sum_t kappa_t] per sample: the readout score is this @ Theta_o."""
-    _, spikes = net.forward(x)
+def readout_features(net: ADMMNet, x: np.ndarray, spikes: dict | None = None) -> np.ndarray:
+    """[sum_t kappa_t a_L[t-1], sum_t kappa_t] per sample: the readout score is this @ Theta_o.
+
+    `spikes`: net.forward(x)'s spikes when already computed.
+    """
+    if spikes is None:
+        _, spikes = net.forward(x)
     last = spikes[f"lif{len(net.n_hidden)}"] if net.n_hidden else np.asarray(x, np.float64)
     rs = net.readout_step()
     kappa = _kappa(float(1 - rs.dv[0]), float(rs.gain[0]), last.shape[1]) / last.shape[1]
@@ -401,20 +452,30 @@ class ADMMTrainer:
 
     def fit(self, x: np.ndarray, y: np.ndarray, n_classes: int | None = None,
             x_val: np.ndarray | None = None, y_val: np.ndarray | None = None,
-            progress: bool = False, callback: Callable[[dict], None] | None = None) -> ADMMNet:
-        """Train on x (n, T, F) with integer labels y; records one history row per iteration."""
+            progress: bool = False, callback: Callable[[dict], None] | None = None,
+            eval_sets: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> ADMMNet:
+        """Train on x (n, T, F) with integer labels y; `history` gets one row before the first
+        iteration (iteration 0) and one per iteration.
+
+        With track_forward, each row holds the accuracy on the training set and on every
+        evaluation set (x_val/y_val is the set "val"; eval_sets adds more by name) twice: with
+        ADMM's own readout ("<name>_acc") and with the readout refitted in closed form on
+        that iteration's true forward pass ("<name>_acc_refit").
+        """
         cfg = self.config
+        cfg.check()
+        sets = {name: (np.asarray(a, np.float64), np.asarray(b).astype(np.int64))
+                for name, (a, b) in (eval_sets or {}).items()}
+        if x_val is not None and y_val is not None:
+            sets["val"] = (np.asarray(x_val, np.float64), np.asarray(y_val).astype(np.int64))
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y).astype(np.int64)
         if x.ndim != 3:
             raise InputDataError(f"ADMM fit: x must be (batch, steps, features), got {x.shape}")
         if len(y) != len(x):
             raise InputDataError(f"ADMM fit: {len(x)} inputs but {len(y)} labels")
-        if cfg.output not in ("split", "joint") or cfg.rho_mode not in ("schedule", "balance"):
-            raise UnsupportedError(f"ADMMConfig: output must be 'split' or 'joint' and rho_mode "
-                                   f"'schedule' or 'balance', got {cfg.output!r}, "
-                                   f"{cfg.rho_mode!r}")
         n_classes = int(n_classes if n_classes is not None else y.max() + 1)
+        t_setup, c_setup = time.perf_counter(), time.process_time()
         n, steps, n_in = x.shape
         rng = np.random.default_rng(cfg.seed)
         sizes = [n_in, *cfg.n_hidden]
@@ -450,33 +511,65 @@ class ADMMTrainer:
                      np.zeros((n, steps, n_classes)))
         if cfg.l1 > 0:
             out.q, out.p_dual = theta_o[:-1].T.copy(), np.zeros((n_classes, sizes[-1]))
+        _set_net(net, layers, out, cfg.l1 > 0)
         self.history = []
+        # set-up and iterations, without the per-iteration evaluation: wall clock and the
+        # process' CPU time (the one to compare runs by on a shared machine)
+        self.train_time_s = time.perf_counter() - t_setup
+        self.train_cpu_s = time.process_time() - c_setup
         rho = cfg.rho
+        if cfg.track_forward:
+            self.history.append(self._evaluate(
+                {"iteration": 0, "rho": rho, "time_s": self.train_time_s}, net, x, y, target,
+                sets))
         bar = _progress(progress, cfg.iterations)
-        start = time.perf_counter()
         for it in range(cfg.iterations):
-            self._iterate(x, target, kappa, layers, out, rho, it, start, net, x_val, y_val, y)
+            start, c_start = time.perf_counter(), time.process_time()
+            row = self._iterate(x, target, kappa, layers, out, rho, it)
+            self.train_time_s += time.perf_counter() - start
+            self.train_cpu_s += time.process_time() - c_start
+            row["time_s"] = self.train_time_s
+            _set_net(net, layers, out, cfg.l1 > 0)
+            row["nonzero"] = net.n_nonzero()
+            if cfg.track_forward:
+                row = self._evaluate(row, net, x, y, target, sets)
+            self.history.append(row)
             if callback is not None:
-                callback(self.history[-1])
+                callback(row)
             if bar is not None:
                 bar[0].update(bar[1], advance=1, description=(
-                    f"ADMM it {it + 1}: primal {self.history[-1]['primal']:.3g} "
-                    f"dual {self.history[-1]['dual']:.3g}"))
-            rho = _next_rho(rho, self.history[-1], cfg)
+                    f"ADMM it {it + 1}: primal {row['primal']:.3g} dual {row['dual']:.3g}"))
+            rho = _next_rho(rho, row, cfg)
         if bar is not None:
             bar[0].stop()
         _set_net(net, layers, out, cfg.l1 > 0)
         if cfg.refit_readout:
             self.pre_refit_train_accuracy = float(np.mean(net.predict(x) == y))
-            feats = readout_features(net, x)
-            theta_o = weight_update(feats, target, 1.0, cfg.ridge)
-            w_o = theta_o[:-1].T
-            if cfg.l1 > 0:  # keep the output layer's sparsity pattern
-                w_o = np.where(net.weights[-1] != 0, w_o, 0.0)
-            net.weights[-1], net.biases[-1] = w_o, theta_o[-1].copy()
+            net.weights[-1], net.biases[-1] = _refit(net, readout_features(net, x), target, cfg)
         return net
 
-    def _iterate(self, x, target, kappa, layers, out, rho, it, start, net, x_val, y_val, y):
+    def _evaluate(self, row: dict, net: ADMMNet, x: np.ndarray, y: np.ndarray,
+                  target: np.ndarray, sets: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+        """Add the true forward pass' loss and accuracies, with ADMM's readout and refitted."""
+        _, spikes = net.forward(x)
+        feats = readout_features(net, x, spikes)
+        theta = np.vstack([net.weights[-1].T, net.biases[-1][None]])
+        w_r, b_r = _refit(net, feats, target, self.config)
+        theta_r = np.vstack([w_r.T, b_r[None]])
+        score = feats @ theta
+        row["loss"] = 0.5 * float(np.sum((target - score) ** 2)) / len(x)
+        row["train_acc"] = float(np.mean(np.argmax(score, axis=1) == y))
+        row["train_acc_refit"] = float(np.mean(np.argmax(feats @ theta_r, axis=1) == y))
+        for name, (xs, ys) in sets.items():
+            f = readout_features(net, xs)
+            row[f"{name}_acc"] = float(np.mean(np.argmax(f @ theta, axis=1) == ys))
+            row[f"{name}_acc_refit"] = float(np.mean(np.argmax(f @ theta_r, axis=1) == ys))
+        row["hidden_spike_rate"] = float(np.mean([s.mean() for s in spikes.values()])
+                                         ) if spikes else 0.0
+        return row
+
+    def _iterate(self, x, target, kappa, layers, out, rho, it) -> dict:
+        """One ADMM iteration (updates in the module docstring's order); returns its row."""
         cfg = self.config
         rs, rm, rr = (rho * w for w in cfg.penalty_weights)  # (S), (M), (R) penalties
         n, steps, _ = x.shape
@@ -497,15 +590,36 @@ class ADMMTrainer:
             lay.z = z_new
             v_old = lay.v.copy()
             r_t = np.zeros((n, lay.z.shape[2]))
+            down = cfg.spike_update == "downstream" and not (joint and k == len(layers) - 1)
+            if down:  # the next layer's (S) term, linearised at the current spikes (a = s)
+                nxt = all_layers[k + 1]
+                w_next = nxt.theta[:-1].T
+                resid = lay.s[:, :-1] @ w_next.T - (nxt.z[:, 1:] + nxt.lam[:, 1:] / rs
+                                                    - nxt.theta[-1])
+                grad, curv = resid @ w_next, 0.5 * np.sum(w_next ** 2, axis=0)
             for t in range(steps):  # forward sweep: r[t-1] is this iteration's
                 p = c * r_t + g * lay.z[:, t] + beta - lay.mu[:, t] / rm
                 q = None if t == steps - 1 else \
                     lay.v[:, t + 1] - g * lay.z[:, t + 1] - beta + lay.mu[:, t + 1] / rm
-                e = lay.a[:, t] + lay.nu[:, t] / rr
-                v_t, s_t, _ = spike_membrane_update(p, q, e, c, vth, rm, rr, cfg.eps)
+                if down:
+                    cost = None
+                    if t < steps - 1:
+                        d0, d1 = -lay.s[:, t], 1.0 - lay.s[:, t]
+                        cost = (rs * (d0 * grad[:, t] + d0 ** 2 * curv),
+                                rs * (d1 * grad[:, t] + d1 ** 2 * curv))
+                    v_t, s_t, _ = spike_membrane_update(p, q, lay.s[:, t], c, vth, rm, 0.0,
+                                                        cfg.eps, cost)
+                else:
+                    e = lay.a[:, t] + lay.nu[:, t] / rr
+                    v_t, s_t, _ = spike_membrane_update(p, q, e, c, vth, rm, rr, cfg.eps)
                 lay.v[:, t], lay.s[:, t] = v_t, s_t
                 r_t = v_t * (1 - s_t)
             sq_dual += rm ** 2 * float(np.sum((lay.v - v_old) ** 2))
+            if down:  # no relay: the next layer reads the spikes themselves
+                sq_dual += rs ** 2 * float(np.sum((lay.s - lay.a) ** 2))
+                lay.a = lay.s.copy()
+                prev = lay.a
+                continue
             if joint and k == len(layers) - 1:  # joint output block: W_o, then a_L
                 k_next = np.append(kappa[1:], 0.0)  # weight of a[t] in the score
                 out.theta = _w_step(_score_features(lay.a, kappa), out, 1.0, cfg,
@@ -564,29 +678,33 @@ class ADMMTrainer:
                 lay.p_dual += cfg.rho_l1 * cq
                 sq_primal += float(np.sum(cq ** 2))
                 count += cq.size
-        _set_net(net, layers, out, cfg.l1 > 0)
-        row = {"iteration": it + 1, "rho": rho, "primal": float(np.sqrt(sq_primal / count)),
-               "dual": float(np.sqrt(sq_dual / count)), "admm_loss": loss,
-               "time_s": time.perf_counter() - start}
-        if cfg.track_forward:
-            score = net.forward(x)[0].mean(axis=1)
-            row["loss"] = 0.5 * float(np.sum((target - score) ** 2)) / n
-            row["train_acc"] = float(np.mean(np.argmax(score, axis=1) == y))
-            if x_val is not None and y_val is not None:
-                row["val_acc"] = float(np.mean(net.predict(x_val) == np.asarray(y_val)))
-        row["nonzero"] = net.n_nonzero()
-        self.history.append(row)
+        return {"iteration": it + 1, "rho": rho, "primal": float(np.sqrt(sq_primal / count)),
+                "dual": float(np.sqrt(sq_dual / count)), "admm_loss": loss}
 
 
 def _next_rho(rho: float, row: dict, cfg: ADMMConfig) -> float:
-    """Geometric schedule, or residual balancing (Boyd et al. 2011, sec. 3.4.1), capped."""
-    if cfg.rho_mode == "balance":
+    """The next iteration's penalty under cfg.rho_mode (RHO_MODES). The duals are stored
+    unscaled (y, not y / rho), so a change of rho needs no rescaling of them."""
+    if cfg.rho_mode == "balance":  # Boyd et al. 2011, sec. 3.4.1, kept within balance_range
         if row["primal"] > cfg.balance_mu * row["dual"]:
             rho *= cfg.balance_tau
         elif row["dual"] > cfg.balance_mu * row["primal"]:
             rho /= cfg.balance_tau
-        return min(rho, cfg.rho_max)
-    return min(rho * cfg.rho_growth, cfg.rho_max)
+        return float(np.clip(rho, cfg.rho / cfg.balance_range, cfg.rho * cfg.balance_range))
+    if cfg.rho_mode == "geometric":
+        return min(rho * cfg.rho_growth, cfg.rho_max)
+    return rho
+
+
+def _refit(net: ADMMNet, feats: np.ndarray, target: np.ndarray, cfg: ADMMConfig
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form readout (ridge least squares of the targets on the true forward pass'
+    readout features); with the l1 split the output layer keeps its zeros."""
+    theta = weight_update(feats, target, 1.0, cfg.ridge)
+    w_o = theta[:-1].T
+    if cfg.l1 > 0:
+        w_o = np.where(net.weights[-1] != 0, w_o, 0.0)
+    return w_o, theta[-1].copy()
 
 
 def _scalars(st: NeuronParams) -> tuple[float, float, float, float]:
@@ -683,12 +801,40 @@ def round_float32(net: ADMMNet) -> ADMMNet:
     return net
 
 
+# ADMMConfig fields that TrainConfig's own options set (the option that sets each)
+_FROM_TRAIN_OPTIONS = {"n_hidden": "--hidden / --model-opt n_hidden", "iterations": "--epochs",
+                       "seed": "--seed", "l1": "--lambda with --reg l1",
+                       "dt": "--model-opt dt", "tau_mem": "--model-opt tau_mem",
+                       "v_threshold": "--model-opt v_threshold", "tau_out": "--model-opt tau_out"}
+
+
+def admm_config_from_options(config, hidden: tuple[int, ...], model: dict[str, float]
+                             ) -> ADMMConfig:
+    """The ADMMConfig of a TrainConfig: epochs -> iterations, seed, l1 = lam when reg is
+    "l1", the model's neuron options, and config.optimizer_kwargs for everything else
+    (rho, rho_mode, ...); a key that another option sets, or no ADMMConfig field, is a
+    ConfigError."""
+    from neurocompile import config as settings
+
+    opts = dict(config.optimizer_kwargs)
+    for key in opts:
+        if key in _FROM_TRAIN_OPTIONS:
+            raise ConfigError(f"train options: optimizer_kwargs: {key!r} is set by "
+                              f"{_FROM_TRAIN_OPTIONS[key]}, not --optimizer-opt")
+    if isinstance(opts.get("penalty_weights"), list):
+        opts["penalty_weights"] = tuple(opts["penalty_weights"])
+    values = {"n_hidden": hidden, "iterations": int(config.epochs), "seed": int(config.seed),
+              "l1": float(config.lam) if config.reg == "l1" else 0.0, **model, **opts}
+    return settings.from_mapping(ADMMConfig, values, "train options: optimizer_kwargs")
+
+
 def train_with_loop_config(config, data=None):
     """`neurocompile train --optimizer admm`: ADMM on a loop TrainConfig -> (model, metrics).
 
     Maps TrainConfig: model must be "ff" with LIF neurons (model_kwargs n_hidden, tau_mem,
     v_threshold, tau_out, dt), epochs -> ADMM iterations (one full-batch iteration each),
-    lam -> l1 when reg == "l1" (0 otherwise), seed. Writes checkpoint.safetensors and
+    lam -> l1 when reg == "l1" (0 otherwise), seed, optimizer_kwargs -> the other ADMMConfig
+    fields (admm_config_from_options). Writes checkpoint.safetensors and
     metrics.json into config.out_dir like neurocompile.train.loop.train.
     """
     import torch
@@ -718,13 +864,12 @@ def train_with_loop_config(config, data=None):
         raise UnsupportedError(f"optimizer 'admm': model options {unknown} are not supported")
     if config.nproc != 1:
         raise UnsupportedError(f"optimizer 'admm' runs in one process, got nproc={config.nproc}")
+    cfg = admm_config_from_options(config, hidden, {k: float(v) for k, v in kw.items()
+                                                    if k in known})
     if data is None:
         data = load_dataset(config.dataset, **config.dataset_kwargs)
     if config.threads:
         torch.set_num_threads(config.threads)
-    cfg = ADMMConfig(n_hidden=hidden, iterations=int(config.epochs), seed=int(config.seed),
-                     l1=float(config.lam) if config.reg == "l1" else 0.0,
-                     **{k: float(v) for k, v in kw.items() if k in known})
     trainer = ADMMTrainer(cfg)
     start = time.perf_counter()
     net = round_float32(trainer.fit(data.train.x, data.train.y, data.n_classes,
@@ -739,7 +884,8 @@ def train_with_loop_config(config, data=None):
         "dataset": {"name": config.dataset, "train": len(data.train), "val": len(data.val),
                     "test": len(data.test), "steps": data.steps, "features": data.n_features,
                     "classes": data.n_classes},
-        "epochs": trainer.history, "best_epoch": len(trainer.history), "stopped_early": False,
+        "epochs": [{"epoch": row["iteration"], **row} for row in trainer.history],
+        "best_epoch": cfg.iterations, "stopped_early": False,
         "val_acc": val["acc"], "test_acc": test["acc"], "test_loss": test["loss"],
         "test_spikes_per_sample": test["spikes_per_sample"],
         "test_spikes_per_layer": test["spikes_per_layer"], **sparsity_stats(model),
@@ -750,7 +896,7 @@ def train_with_loop_config(config, data=None):
 
         out = Path(config.out_dir)
         ckpt = save_checkpoint(out / CHECKPOINT_NAME, model,
-                               {"epoch": len(trainer.history), "val_acc": val["acc"],
+                               {"epoch": cfg.iterations, "val_acc": val["acc"],
                                 "test_acc": test["acc"], "config": config.to_json()})
         metrics["checkpoint"] = str(ckpt)
         write_text(out / METRICS_NAME, json.dumps(metrics, indent=2, default=str) + "\n")

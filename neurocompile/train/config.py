@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neurocompile.config import setting
+from neurocompile.errors import ConfigError
 
 # "val_acc": the epoch of highest validation accuracy (the first, on ties).
 # "sparse": among epochs whose validation accuracy is within select_tolerance of the highest,
@@ -33,6 +34,9 @@ class TrainConfig:
     dataset_kwargs: dict[str, Any] = setting(default_factory=dict, cli="--dataset-opt",
                                              help="Dataset loader keyword, e.g. steps=20")
     optimizer: str = setting("adam", help="adam | linbreg | adabreg | admm (TRAINERS, RUNNERS).")
+    optimizer_kwargs: dict[str, Any] = setting(
+        default_factory=dict, cli="--optimizer-opt",
+        help="admm only: ADMMConfig keyword, e.g. rho=1e-4, rho_mode=constant|geometric|balance")
     lr: float | None = setting(None, min=0,
                                help="Learning rate (none: the optimizer's default).")
     lam: float = setting(0.05, min=0, cli="--lambda",
@@ -69,6 +73,13 @@ class TrainConfig:
     threads: int | None = setting(1, min=1, help="Torch threads per process.")
     out_dir: str | None = setting(None, cli="--out", help="Run directory.")
     progress: bool = setting(True, help="Progress bar and per-epoch lines.")
+
+    def check(self, where: str) -> None:
+        """Raise ConfigError for options that the chosen optimizer would silently ignore."""
+        if self.optimizer_kwargs and self.optimizer != "admm":
+            raise ConfigError(f"{where}: optimizer_kwargs ({', '.join(self.optimizer_kwargs)}) "
+                              f"apply to optimizer 'admm' only, got optimizer "
+                              f"{self.optimizer!r}")
 
     def to_json(self) -> dict[str, Any]:
         """The config as a JSON-ready dict."""
