@@ -17,6 +17,9 @@ FORBIDDEN = {
            "neurocompile.analysis", "neurocompile.energy") + _ABOVE_CORE,
     "semantics": ("neurocompile.passes", "neurocompile.targets", "neurocompile.analysis",
                   "neurocompile.energy") + _ABOVE_CORE,
+    # import profiles of other frameworks' NIR exports (graph metadata and conventions)
+    "interop": ("neurocompile.passes", "neurocompile.targets", "neurocompile.analysis",
+                "neurocompile.energy") + _ABOVE_CORE,
     "passes": ("neurocompile.targets", "neurocompile.analysis", "neurocompile.energy")
     + _ABOVE_CORE,
     "targets": ("neurocompile.analysis", "neurocompile.energy") + _ABOVE_CORE,
