@@ -23,7 +23,7 @@ def record_activity(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndar
     """
     if isinstance(inputs, dict) and not inputs:
         raise InputDataError("calibration data is empty")
-    sim = Simulator(build_program(graph))
+    sim = Simulator(build_program(graph), record_all=True)
     result = sim.run(inputs, steps)
     totals = {name: np.abs(values).sum(axis=(0, 1)) for name, values in sim.values.items()}
     totals["__samples_steps__"] = np.asarray(result.steps * result.batch)

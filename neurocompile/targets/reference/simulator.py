@@ -150,10 +150,14 @@ class _Population:
 class Simulator:
     """Runs one program over a batch; holds the per-node outputs of the current run."""
 
-    def __init__(self, prog: Program, probe: tuple[str, ...] = (), count_active: bool = False):
+    def __init__(self, prog: Program, probe: tuple[str, ...] = (), count_active: bool = False,
+                 record_all: bool = False):
+        """record_all: keep every node's outputs over the run in `values` (otherwise nodes
+        read only within their step of a cycle keep that step alone)."""
         self.prog = prog
         self.probe = set(probe)
         self.count_active = count_active
+        self.record_all = record_all
         unknown = self.probe - set(prog.neurons)
         if unknown:
             raise InputDataError(f"can only probe neuron nodes; {sorted(unknown)} are not")
@@ -266,7 +270,8 @@ class Simulator:
         current: dict[str, np.ndarray] = {}
         for n in members:
             shape = (self.batch,) + prog.out_shapes[n]
-            if n in latched or n in counted or isinstance(nodes[n], SPIKING_TYPES) or \
+            if self.record_all or n in latched or n in counted or \
+                    isinstance(nodes[n], SPIKING_TYPES) or \
                     any(s not in members for s in succs[n]):
                 dtype = prog.neurons[n].out_dtype if prog.fixed is None and \
                     n in prog.neurons else prog.dtype  # bool for single spikes
