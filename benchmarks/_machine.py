@@ -7,7 +7,8 @@ import platform
 
 
 def machine() -> dict[str, str | int]:
-    """CPU model, core count, OS and Python version."""
+    """CPU model, core count (and the cores this process may use), BLAS thread setting, OS and
+    Python version."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -17,5 +18,8 @@ def machine() -> dict[str, str | int]:
                     break
     except OSError:
         pass
-    return {"cpu": cpu, "cores": os.cpu_count() or 0, "system": platform.platform(),
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"cpu": cpu, "cores": os.cpu_count() or 0, "cores_usable": usable,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS") or
+            os.environ.get("OMP_NUM_THREADS"), "system": platform.platform(),
             "python": platform.python_version()}
