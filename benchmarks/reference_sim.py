@@ -219,9 +219,9 @@ def main() -> None:
             row = {**spec, **json.loads(proc.stdout.splitlines()[-1])}
             _print(row)
         rows.append(row)
-    write_text(args.out, json.dumps({"benchmark": "reference_sim", "machine": machine(),
-                                     "numpy": np.__version__, "quick": args.quick,
-                                     "rows": rows}, indent=2))
+        write_text(args.out, json.dumps({"benchmark": "reference_sim", "machine": machine(),
+                                         "numpy": np.__version__, "quick": args.quick,
+                                         "rows": rows}, indent=2))  # after every row
     print(f"wrote {args.out}")
 
 
