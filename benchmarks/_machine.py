@@ -23,3 +23,10 @@ def machine() -> dict[str, str | int]:
             "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS") or
             os.environ.get("OMP_NUM_THREADS"), "system": platform.platform(),
             "python": platform.python_version()}
+
+
+def fig(key: str, text: str, fmt: str | None = None) -> str:
+    """A figure as docs quote it, marked with the JSON key it comes from (scripts/figures.py
+    rewrites it from the JSON and tests/test_figures.py checks it)."""
+    spec = f" fmt={fmt}" if fmt else ""
+    return f"<!-- fig:{key}{spec} -->{text}<!-- /fig -->"

@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _machine import machine  # noqa: E402
+from _machine import fig, machine  # noqa: E402
 
 from neurocompile.ir.io import load_graph, save_graph, write_text  # noqa: E402
 from neurocompile.targets.reference import Simulator, build_program  # noqa: E402
@@ -199,12 +199,39 @@ def _print(row: dict) -> None:
           f"peak {row['peak_mib']:7.0f} MiB", flush=True)
 
 
+def markdown(result: dict) -> str:
+    """The docs/benchmarks.md tables, each figure marked with its key in the JSON."""
+    def f(i: int, field: str, fmt: str) -> str:
+        return fig(f"reference_sim.rows.{i}.{field}", format(result["rows"][i][field], fmt), fmt)
+
+    lines = ["| network | batch | dtype | build s | run s | ms/step | events/step | vs 1 ns/event "
+             "| peak MiB |", "|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for i, r in enumerate(result["rows"]):
+        if r["kind"] == "roundtrip" or "error" in r:
+            continue
+        lines.append(f"| {r['net']} | {r['batch']} | {r['dtype']} | {f(i, 'build_s', '.3f')} | "
+                     f"{f(i, 'run_s', '.3f')} | {f(i, 'ms_per_step', '.4f')} | "
+                     f"{f(i, 'synaptic_events_per_step', '.0f')} | {f(i, 'vs_floor', '.1f')}x | "
+                     f"{f(i, 'peak_mib', '.0f')} |")
+    for i, r in enumerate(result["rows"]):
+        if r["kind"] == "roundtrip" and "error" not in r:
+            lines += ["", f"{r['net']}: save {f(i, 'save_s', '.1f')} s, load "
+                      f"{f(i, 'load_s', '.1f')} s, file {f(i, 'file_mib', '.0f')} MiB, peak "
+                      f"{f(i, 'peak_mib', '.0f')} MiB."]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Shorter runs, no 50k net.")
     parser.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row, JSON on stdout
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--markdown", action="store_true",
+                        help="Print the docs tables from the JSON (figures marked), run nothing.")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.out.read_text())))
+        return
     if args.row:
         print(json.dumps(run_row(json.loads(args.row))))
         return
