@@ -2,8 +2,10 @@
 
 A run writes into a staging directory inside the run directory and `commit` moves each output
 over the old one (one rename per entry) only when the whole run succeeded; a failed or
-interrupted run removes its staging directory, a killed one leaves it to be removed by the next
-run (which holds the lock, so nothing else can be using it).
+interrupted run removes its staging directory. A killed one (SIGKILL included) has it removed
+by a watchdog process that sees the run's end as the end of a pipe, takes the lock and cleans
+up; the next run (which holds the lock) removes any that is left. An old output set aside
+during `commit` (in the staging directory's `.old`) is put back when its new one never landed.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import contextlib
 import fcntl
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -42,18 +46,60 @@ def run_lock(directory: Path) -> Iterator[None]:
         os.close(fd)
 
 
+ASIDE = ".old"  # inside a staging directory: old outputs `commit` is replacing
+
+# The watchdog (self-contained: it imports nothing of this package). It blocks until the run
+# writes "done" or dies (end of the pipe); on death it takes the run lock and removes the
+# staging directory, first moving back any old output whose replacement never landed.
+_WATCHDOG = """
+import fcntl, os, shutil, sys
+directory, work = sys.argv[1], sys.argv[2]
+if sys.stdin.buffer.read(4) == b"done":
+    sys.exit(0)
+fd = os.open(os.path.join(directory, sys.argv[3]), os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+aside = os.path.join(work, sys.argv[4])
+if os.path.isdir(aside):
+    for name in os.listdir(aside):
+        if not os.path.lexists(os.path.join(directory, name)):
+            os.replace(os.path.join(aside, name), os.path.join(directory, name))
+shutil.rmtree(work, ignore_errors=True)
+"""
+
+
+def _remove_stale(work: Path, dest: Path) -> None:
+    """Remove a killed run's staging directory, restoring old outputs set aside in it."""
+    aside = work / ASIDE
+    if aside.is_dir():
+        for entry in aside.iterdir():
+            if not os.path.lexists(dest / entry.name):
+                os.replace(entry, dest / entry.name)
+    shutil.rmtree(work, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staging_dir(directory: Path) -> Iterator[Path]:
     """A fresh staging directory inside `directory` (call with the lock held: stale staging
-    directories of killed runs are removed first); removed at exit."""
+    directories of killed runs are removed first); removed at exit, or by the watchdog if the
+    process is killed."""
     directory = Path(directory)
     for old in directory.glob(STAGING_PREFIX + "*"):
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_stale(old, directory)
     work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
+    watchdog = subprocess.Popen(
+        [sys.executable, "-I", "-c", _WATCHDOG, str(directory), str(work), LOCK_NAME, ASIDE],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)  # outlives a kill of the run's process group
     try:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        try:
+            watchdog.stdin.write(b"done")
+            watchdog.stdin.close()
+        except OSError:
+            pass
+        watchdog.wait()
 
 
 def commit(work: Path, dest: Path, stale: Iterable[str] = ()) -> None:
@@ -63,16 +109,17 @@ def commit(work: Path, dest: Path, stale: Iterable[str] = ()) -> None:
     removed), so at every instant each output is either the old one or the new one.
     """
     dest = Path(dest)
-    for entry in sorted(Path(work).iterdir()):
+    aside = Path(work) / ASIDE
+    for entry in sorted(e for e in Path(work).iterdir() if e.name != ASIDE):
         target = dest / entry.name
         if entry.is_dir() and not entry.is_symlink():
-            aside = None
-            if target.exists() or target.is_symlink():
-                aside = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX + "old-", dir=dest))
+            moved = target.exists() or target.is_symlink()
+            if moved:  # the old one waits in the staging directory until the new one is in
+                aside.mkdir(exist_ok=True)
                 os.replace(target, aside / entry.name)
             os.replace(entry, target)
-            if aside is not None:
-                shutil.rmtree(aside, ignore_errors=True)
+            if moved:
+                shutil.rmtree(aside / entry.name, ignore_errors=True)
         else:
             if target.is_dir() and not target.is_symlink():
                 shutil.rmtree(target)

@@ -186,10 +186,52 @@ def test_a_second_run_on_the_same_directory_is_refused(finished_run, tmp_path):
             Pipeline(_tiny_cfg(finished_run), console=None).run("energy", "energy")
 
 
+def _processes_naming(path) -> list[int]:
+    """Pids of live processes whose command line mentions `path`."""
+    import os
+
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if str(path).encode() in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def test_watchdog_puts_back_an_output_set_aside_when_the_run_is_killed(tmp_path):
+    """SIGKILL between commit's two renames (old output aside, new not yet in): the watchdog
+    moves the old output back and removes the staging directory."""
+    import time
+
+    d = tmp_path / "run"
+    (d / "out").mkdir(parents=True)
+    (d / "out" / "a.txt").write_text("old")
+    script = (
+        "import os, signal, sys\n"
+        "from pathlib import Path\n"
+        "from neurocompile.rundir import ASIDE, run_lock, staging_dir\n"
+        "d = Path(sys.argv[1])\n"
+        "with run_lock(d), staging_dir(d) as w:\n"
+        "    (w / 'out').mkdir(); (w / 'out' / 'a.txt').write_text('new')\n"
+        "    (w / ASIDE).mkdir(); os.replace(d / 'out', w / ASIDE / 'out')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(d)], cwd=REPO)
+    assert proc.returncode == -9
+    deadline = time.monotonic() + 20
+    while list(d.glob(".staging-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(d.glob(".staging-*"))
+    assert (d / "out" / "a.txt").read_text() == "old"
+
+
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
 def test_killed_rerun_keeps_earlier_outputs(finished_run, tmp_path, sig):
-    """kill -9 / SIGTERM of the CLI mid-run: every earlier output intact, no process left;
-    after SIGTERM no staging directory either (after SIGKILL the next run removes it)."""
+    """kill -9 / SIGTERM of the CLI mid-run: every earlier output intact, no process and no
+    staging directory left (after SIGKILL the run's watchdog removes it)."""
     import shutil
     import signal
     import time
@@ -212,8 +254,13 @@ def test_killed_rerun_keeps_earlier_outputs(finished_run, tmp_path, sig):
     rc = proc.wait(timeout=60)
     assert rc != 0
     assert _snapshot(run) == before
-    if sig == "SIGTERM":
-        assert not list(run.glob(".staging-*"))
+    deadline = time.monotonic() + 20
+    while (list(run.glob(".staging-*")) or _processes_naming(run)) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not list(run.glob(".staging-*"))
+    assert not _processes_naming(run), "a process of the killed run is still alive"
+    assert _snapshot(run) == before
     again = Pipeline(_tiny_cfg(run), console=None)
     again.console.quiet = True
     again.run("energy", "energy")  # takes the lock, removes what a killed run left
