@@ -84,7 +84,7 @@ def setup(directory: Path, python: str | None = None, extra: list[str] | None = 
     Returns the venv's interpreter. `extra` are further requirements (e.g. pytest).
     """
     py310 = find_python310(python)
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # the worker starts in another directory
     venv_python = directory / "bin" / "python"
     if not venv_python.is_file():
         log(f"creating {directory} with {py310}")

@@ -107,9 +107,10 @@ def test_python310_lookup(lava_python_path, monkeypatch, capsys):
 
 
 def test_setup_completes_a_venv_and_checks_it_with_a_round_trip(tmp_path, capsys,
-                                                                lava_python_path):
+                                                                lava_python_path, monkeypatch):
     """A venv whose packages are already there (here: seen through a .pth file, so pip has
-    nothing to download) is completed and checked; the check is the worker round trip."""
+    nothing to download) is completed and checked; the check is the worker round trip. The
+    directory is given relative to the current one, as the Makefile gives it."""
     site = subprocess.run([lava_python_path, "-c", "import sysconfig; "
                            "print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
@@ -118,7 +119,8 @@ def test_setup_completes_a_venv_and_checks_it_with_a_round_trip(tmp_path, capsys
     own_site = next((venv / "lib").glob("python3.10/site-packages"))
     (own_site / "lava-env.pth").write_text(site + "\n")
     # pip itself comes from the seen site-packages: the venv was made without it
-    code, out, err = _run(["lava", "setup", "--dir", str(venv), "--json", "-"], capsys)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(["lava", "setup", "--dir", "venv", "--json", "-"], capsys)
     assert code == 0, err
     import json
 
