@@ -282,7 +282,9 @@ class Simulator:
         pending = {n: np.broadcast_to(self._latched_input(n),
                                       (self.batch,) + prog.in_shapes[n]).astype(prog.dtype)
                    for n in latched}
-        history = {n: [] for n in latched if isinstance(nodes[n], nir.Delay)}
+        history = {n: np.empty((self.steps, self.batch, int(np.prod(prog.in_shapes[n]))),
+                               prog.dtype)
+                   for n in latched if isinstance(nodes[n], nir.Delay)}  # inputs by step
         states = {n: self._new_state(n) for n in latched if isinstance(nodes[n], NEURON_TYPES)}
         for t in range(self.steps):
             for n in latched:
@@ -290,15 +292,13 @@ class Simulator:
                     self.values[n][t] = states[n].step(t, pending[n])
                 else:
                     d = prog.delays[n].reshape(-1)
-                    flat = np.stack([h.reshape(self.batch, -1) for h in history[n]]) \
-                        if history[n] else None
                     before = np.broadcast_to(self._latched_input(n), (self.batch,) + prog.in_shapes[n])
                     out = before.reshape(self.batch, -1).copy()
                     src = t - d
                     ok = src >= 0
-                    if flat is not None and ok.any():
+                    if ok.any():  # src <= t - 1: already written
                         cols = np.nonzero(ok)[0]
-                        out[:, cols] = flat[src[cols], :, cols].T
+                        out[:, cols] = history[n][src[cols], :, cols].T
                     self.values[n][t] = out.reshape(self.values[n][t].shape)
             for n in comb:
                 y = self._stateless(n, self._input_sum(n, t))
@@ -309,7 +309,7 @@ class Simulator:
             for n in latched:
                 pending[n] = self._input_sum(n, t)
                 if n in history:
-                    history[n].append(pending[n].copy())
+                    history[n][t] = pending[n].reshape(self.batch, -1)
 
 
 def simulate(graph: nir.NIRGraph, inputs: dict[str, np.ndarray] | np.ndarray,
