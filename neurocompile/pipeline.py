@@ -243,7 +243,10 @@ class Pipeline:
         from neurocompile.train.export import to_nir
         from neurocompile.train.loop import fit
 
-        tc = dataclasses.replace(self.cfg.train, out_dir=str(self.work / "train"))
+        # --quiet (the console's quiet) silences the training progress and epoch lines too
+        progress = self.cfg.train.progress and not getattr(self.console, "quiet", False)
+        tc = dataclasses.replace(self.cfg.train, out_dir=str(self.work / "train"),
+                                 progress=progress)
         model, metrics = fit(tc, data=self.data)
         save_graph(to_nir(model), self.work / "model.nir")
         from neurocompile.train.plots import plot_training

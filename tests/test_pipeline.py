@@ -68,6 +68,41 @@ def test_tiny_pipeline_writes_every_artifact_and_reruns_from_a_stage(tmp_path, l
     assert again["simulate"]["accuracy"] == summary["simulate"]["accuracy"]
 
 
+QUIET_TINY = """
+[train]
+optimizer = "adam"
+lr = 5e-3
+epochs = 1
+model_kwargs = { n_hidden = 12 }
+dataset_kwargs = { steps = 6 }
+
+[prune]
+calibration_samples = 32
+
+[simulate]
+verify_samples = 0
+
+[energy]
+hardware = ["cmos45"]
+"""
+
+
+def test_quiet_pipeline_prints_nothing_on_success(tmp_path):
+    """-q: no stage lines, no training progress or epoch lines, on stdout or stderr; the
+    --json file still gets the summary. The same run without -q prints them."""
+    config = tmp_path / "tiny.toml"
+    config.write_text(QUIET_TINY)
+    run = tmp_path / "run"
+    loud = run_cli([str(config), "-o", str(run)], "")
+    assert loud.returncode == 0, loud.stderr[-3000:]
+    assert "epoch   1" in loud.stdout and "train" in loud.stdout  # what -q must silence
+    quiet = run_cli([str(config), "-o", str(run), "-q", "--json", str(tmp_path / "s.json")], "")
+    assert quiet.returncode == 0, quiet.stderr[-3000:]
+    assert quiet.stdout == "" and quiet.stderr == ""
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary == json.loads((run / "summary.json").read_text())
+
+
 def test_rerun_without_earlier_stage_names_missing_file(tmp_path):
     cfg = PipelineConfig(out_dir=str(tmp_path / "empty"))
     with pytest.raises(InputDataError, match="model.nir: missing"):
