@@ -39,14 +39,16 @@ so the synaptic input into u is ``(W s) * gain * S`` up to rounding: the weight 
 
 Choosing S and e: ``S_max = 2^(23 - headroom_bits) / max(v_th)`` (so ``vth_q << 6`` stays
 ``headroom_bits`` below the 24-bit state range; u may grow to 2^headroom_bits thresholds
-before it wraps), also ``S_max <= 4095 * 2^7 / max|bias|``; non-spiking populations use
+before it wraps), also ``S_max <= 4095 * 2^7 / max|bias|`` and ``S_max <= 2^6 limit /
+max|c|`` (c and its limit below); non-spiking populations use
 ``2^(23 - headroom_bits) / max_i sum_j |E_ij|``. Then ``e = floor(log2(max|E| S_max /
 (q 2^6)))`` clamped to [-8, 7] and ``S = q 2^(6+e) / max|E|`` (so the largest weight
 maps to exactly +-q), or ``S = S_max`` when e hit -8. ``state_scale`` forces S per population
 (e is then the smallest that fits).
 
 Back to float (the float fields of the quantized graph): the Affine/Linear ``weight``
-holds the mantissas m (as float), the Affine bias is 0, and the neuron node is rewritten
+holds the mantissas m (as float), the Affine bias is 0 (or the float view of
+``loihi.current``, below), and the neuron node is rewritten
 so that ``gain' = 2^(6+e) / S``, ``du' = (du_q + 1) / 4096``, ``dv' = dv_q / 4096``,
 ``bias' = bias_mant 2^bias_exp / S``, ``v_th' = vth_q 2^6 / S`` (LIF: tau = dt/dv',
 r = gain'/dv', v_leak = bias'/dv'; CubaLIF: tau_syn = dt/du', tau_mem = dt/dv', w_in kept,
@@ -55,11 +57,19 @@ integer model without the truncations, so the float simulator still runs the gra
 the original units. Metadata: graph ``"quantization" = "loihi"``; synapses
 ``"loihi.weight_exp"``, ``"loihi.num_weight_bits"``; neurons ``"loihi.du"``, ``"loihi.dv"``,
 ``"loihi.vth"`` (spiking only), ``"loihi.bias_mant"``, ``"loihi.bias_exp"``,
-``"loihi.state_scale"`` (S, to read non-spiking outputs back in float units).
+``"loihi.state_scale"`` (S, to read non-spiking outputs back in float units) and, for a
+bias before a population with du < 1, ``"loihi.current"``.
 
 A non-zero Affine bias b into a population with du = 1 (LIF, IF-like current) is folded
-exactly into the neuron bias (gain * b); with du < 1 it is an error unless ``clip=True``
-(then gain * b / du, its steady-state value, is folded). Values that do not fit raise
+exactly into the neuron bias (gain * b). With du < 1 (CubaLIF, CubaLI) the bias persists in u:
+it is a constant current c = gain * sum_k b_k added to u every step, quantized as
+``loihi.current = rint(c S / 2^6)`` (integer, in the units of Dense's output: the fixed-point
+step adds it to a before a << 6), bounded by the format's range and so that its steady state
+in u, ``current 2^6 4096 / (du_q + 1)``, stays within the 24-bit u (``S_max`` is lowered to
+fit; at a forced scale it is an error, or clipped with ``clip=True``). The quantized graph's
+float view of it is the first biased Affine's bias ``current / 2^e`` (``gain' * bias =
+current 2^6 / S``), the others' 0. An IF node has no bias: an Affine bias into it is refused.
+Values that do not fit raise
 UnsupportedError naming the node, parameter, range and value; ``clip=True`` clips them
 into range instead and lists what was clipped in the report notes.
 
@@ -98,6 +108,7 @@ from neurocompile.semantics.loihi import (
     DS_OFFSET,
     DU_MAX,
     DV_MAX,
+    MAX_UV,
     MAX_WEIGHT_BITS,
     UV_BITS,
     VTH_MAX,
@@ -211,7 +222,8 @@ def _floor_log2(x: float) -> int:
 
 
 def _choose_scale(name: str, spiking: bool, vth: np.ndarray | None, bias: np.ndarray,
-                  effective: list[np.ndarray], q: int, headroom_bits: int,
+                  current: np.ndarray, current_limit: int, effective: list[np.ndarray],
+                  q: int, headroom_bits: int,
                   forced: float | None, chk: _Checker) -> tuple[float, int]:
     """The state scale S and shared weight exponent e of one population (module docstring)."""
     amax = max((float(np.max(np.abs(E))) for E in effective if E.size), default=0.0)
@@ -241,6 +253,9 @@ def _choose_scale(name: str, spiking: bool, vth: np.ndarray | None, bias: np.nda
     bmax = float(np.max(np.abs(bias), initial=0.0))
     if bmax > 0:
         s_max = min(s_max, BIAS_MANT_MAX * 2.0 ** BIAS_EXP_MAX / bmax)
+    cmax = float(np.max(np.abs(current), initial=0.0))
+    if cmax > 0:
+        s_max = min(s_max, current_limit * 2.0 ** ACT_SHIFT / cmax)
     if amax == 0:
         return s_max, 0
     e = _floor_log2(amax * s_max / unit)
@@ -249,6 +264,13 @@ def _choose_scale(name: str, spiking: bool, vth: np.ndarray | None, bias: np.nda
     elif e < WEIGHT_EXP_MIN:
         return s_max, WEIGHT_EXP_MIN
     return unit * 2.0 ** e / amax, e
+
+
+def _current_limit(du_q: int) -> int:
+    """Largest |loihi.current| for a population: within the format's range, and its steady
+    state in u, current * 2^6 * 4096 / (du + 1), within the 24-bit u (so it never wraps)."""
+    steady = (MAX_UV - 1) * (du_q + DS_OFFSET) // (DECAY_UNITY << ACT_SHIFT)
+    return int(min(loihi.CURRENT_MAX, -loihi.CURRENT_MIN, steady))
 
 
 def _bias_fixed(name: str, bias_scaled: np.ndarray, chk: _Checker) -> tuple[np.ndarray, np.ndarray]:
@@ -289,30 +311,24 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         syn = preds[name]
         effective = [gain[:, None] * weights.dense(graph.nodes[k].weight, np.float64)
                      for k in syn]
-        # Affine biases move into the neuron bias.
+        # Affine biases: into the neuron bias where u does not persist (du = 1), else a
+        # constant current into u (loihi.current).
+        current = np.zeros_like(gain)
+        biased = []
         for k in syn:
             snode = graph.nodes[k]
             b = np.asarray(snode.bias, np.float64) if isinstance(snode, nir.Affine) else None
-            if b is None:
-                continue
-            if not np.any(b != 0):
+            if b is None or not np.any(b != 0):
                 continue
             if isinstance(node, nir.IF):
                 raise UnsupportedError(
                     f"node {k!r}: Affine bias must be 0 in the Loihi scheme and cannot move into "
                     f"IF node {name!r} (IF has no bias); range [{b.min():g}, {b.max():g}]")
+            biased.append(k)
             if np.all(du == 1):
                 bias = bias + gain * b
-            elif clip:
-                bias = bias + gain * b / du
-                chk.notes.append(f"node {k!r}: Affine bias folded into {name!r} as its "
-                                 "steady-state value gain*b/du (approximate while u settles)")
             else:
-                raise UnsupportedError(
-                    f"node {k!r}: Affine bias must be 0 in the Loihi scheme (the bias lives in the "
-                    f"neuron); values in [{b.min():g}, {b.max():g}] cannot move exactly into "
-                    f"{name!r} because its du is not 1; pass clip=True to fold their "
-                    "steady-state value")
+                current = current + gain * b
         # Decays.
         du_q = chk.fit(name, "du (rint(4096*dt/tau_syn) - 1)", np.rint(du * DECAY_UNITY) - DS_OFFSET,
                        0, DU_MAX, "tau_syn must lie in [dt, 8192*dt] roughly")
@@ -323,13 +339,22 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         du_i = _uniform(name, "du", du_q, "Lava's LIF holds one du")
         dv_i = _uniform(name, "dv", dv_q, "Lava's LIF holds one dv")
         forced = state_scale.get(name) if isinstance(state_scale, dict) else state_scale
-        S, e = _choose_scale(name, vth is not None, vth, bias, effective, q, headroom_bits,
-                             forced, chk)
+        c_lim = _current_limit(du_i)
+        S, e = _choose_scale(name, vth is not None, vth, bias, current, c_lim, effective, q,
+                             headroom_bits, forced, chk)
         step = 2.0 ** (ACT_SHIFT + e)
         mants = [chk.fit(k, f"weight mantissa (b={bits})", np.rint(E * S / step),
                          -(q + 1), q) for k, E in zip(syn, effective)]
         mant_b, exp_b = _bias_fixed(name, bias * S, chk)
         info: dict[str, Any] = {"du": du_i, "dv": dv_i, "state_scale": S, "weight_exp": e}
+        current_i = None
+        if np.any(current != 0):
+            current_i = chk.fit(name, "current (rint(gain * Affine bias * S / 64), "
+                                "loihi.current; its steady state in u within 24 bits)",
+                                np.rint(current * S / 2.0 ** ACT_SHIFT), -c_lim,
+                                c_lim).astype(np.int64)
+            info["current_max_abs_error"] = float(np.max(np.abs(
+                current_i * 2.0 ** ACT_SHIFT / S - current)))
         vth_i = None
         if vth is not None:
             vth_i = _uniform(name, "v_threshold", chk.fit(
@@ -339,7 +364,7 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
             vth_deq = vth_i * 2.0 ** VTH_SHIFT / S
             info["vth_rel_error"] = float(np.max(np.abs(vth_deq - vth)) / max(np.max(vth), 1e-300))
         meta = dict(node.metadata or {})
-        meta.update(loihi.neuron_metadata(du_i, dv_i, vth_i, mant_b, exp_b, S))
+        meta.update(loihi.neuron_metadata(du_i, dv_i, vth_i, mant_b, exp_b, S, current_i))
         out.nodes[name] = _dequantized_neuron(name, node, du_i, dv_i, step / S,
                                               mant_b * 2.0 ** exp_b / S,
                                               None if vth is None else vth_deq, dt, meta)
@@ -349,8 +374,9 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
             smeta = dict(snode.metadata or {})
             smeta.update(loihi.synapse_metadata(e, bits))
             changes: dict[str, Any] = {"weight": m.astype(np.float64), "metadata": smeta}
-            if isinstance(snode, nir.Affine):
-                changes["bias"] = np.zeros(m.shape[0])
+            if isinstance(snode, nir.Affine):  # the float view of loihi.current, on one node
+                view = current_i is not None and k == biased[0]
+                changes["bias"] = current_i / 2.0 ** e if view else np.zeros(m.shape[0])
             out.nodes[k] = dataclasses.replace(snode, **changes)
             E = effective[syn.index(k)]
             extra[k] = {"weight_exp": int(e), "max_mantissa": int(np.max(np.abs(m), initial=0)),
@@ -389,7 +415,7 @@ def loihi_effective_weights(graph: nir.NIRGraph, name: str) -> np.ndarray:
     node = graph.nodes[name]
     post = successors(graph)[name][0]
     S = loihi.read_neuron(post, graph.nodes[post]).state_scale
-    e = loihi.read_synapse(name, node, "", post).weight_exp
+    e = loihi.read_synapse(name, node, "", post, bias_ok=True).weight_exp
     return weights.dense(node.weight, np.float64) * 2.0 ** (ACT_SHIFT + e) / S
 
 
