@@ -47,8 +47,7 @@ maps to exactly +-q), or ``S = S_max`` when e hit -8. ``state_scale`` forces S p
 (e is then the smallest that fits).
 
 Back to float (the float fields of the quantized graph): the Affine/Linear ``weight``
-holds the mantissas m (as float), the Affine bias is 0 (or the float view of
-``loihi.current``, below), and the neuron node is rewritten
+holds the mantissas m (as float), the Affine bias is 0, and the neuron node is rewritten
 so that ``gain' = 2^(6+e) / S``, ``du' = (du_q + 1) / 4096``, ``dv' = dv_q / 4096``,
 ``bias' = bias_mant 2^bias_exp / S``, ``v_th' = vth_q 2^6 / S`` (LIF: tau = dt/dv',
 r = gain'/dv', v_leak = bias'/dv'; CubaLIF: tau_syn = dt/du', tau_mem = dt/dv', w_in kept,
@@ -66,9 +65,11 @@ it is a constant current c = gain * sum_k b_k added to u every step, quantized a
 ``loihi.current = rint(c S / 2^6)`` (integer, in the units of Dense's output: the fixed-point
 step adds it to a before a << 6), bounded by the format's range and so that its steady state
 in u, ``current 2^6 4096 / (du_q + 1)``, stays within the 24-bit u (``S_max`` is lowered to
-fit; at a forced scale it is an error, or clipped with ``clip=True``). The quantized graph's
-float view of it is the first biased Affine's bias ``current / 2^e`` (``gain' * bias =
-current 2^6 / S``), the others' 0. An IF node has no bias: an Affine bias into it is refused.
+fit; at a forced scale it is an error, or clipped with ``clip=True``). The format keeps every
+Affine bias 0 and NIR's CubaLIF has no field for a constant input to u, so the float fields
+of the quantized graph do not carry this current: such a graph runs as quantized in fixed
+point only (the reference's ``fixed_point=True``, Lava's ``fixed_pt``). An IF node has no
+bias: an Affine bias into it is refused.
 Values that do not fit raise
 UnsupportedError naming the node, parameter, range and value; ``clip=True`` clips them
 into range instead and lists what was clipped in the report notes.
@@ -314,7 +315,6 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         # Affine biases: into the neuron bias where u does not persist (du = 1), else a
         # constant current into u (loihi.current).
         current = np.zeros_like(gain)
-        biased = []
         for k in syn:
             snode = graph.nodes[k]
             b = np.asarray(snode.bias, np.float64) if isinstance(snode, nir.Affine) else None
@@ -324,7 +324,6 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
                 raise UnsupportedError(
                     f"node {k!r}: Affine bias must be 0 in the Loihi scheme and cannot move into "
                     f"IF node {name!r} (IF has no bias); range [{b.min():g}, {b.max():g}]")
-            biased.append(k)
             if np.all(du == 1):
                 bias = bias + gain * b
             else:
@@ -355,6 +354,9 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
                                 c_lim).astype(np.int64)
             info["current_max_abs_error"] = float(np.max(np.abs(
                 current_i * 2.0 ** ACT_SHIFT / S - current)))
+            chk.notes.append(f"node {name!r}: the Affine bias before it is its loihi.current "
+                             "(a constant input to u), which only fixed point runs; its float "
+                             "fields do not carry it")
         vth_i = None
         if vth is not None:
             vth_i = _uniform(name, "v_threshold", chk.fit(
@@ -374,9 +376,8 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
             smeta = dict(snode.metadata or {})
             smeta.update(loihi.synapse_metadata(e, bits))
             changes: dict[str, Any] = {"weight": m.astype(np.float64), "metadata": smeta}
-            if isinstance(snode, nir.Affine):  # the float view of loihi.current, on one node
-                view = current_i is not None and k == biased[0]
-                changes["bias"] = current_i / 2.0 ** e if view else np.zeros(m.shape[0])
+            if isinstance(snode, nir.Affine):
+                changes["bias"] = np.zeros(m.shape[0])
             out.nodes[k] = dataclasses.replace(snode, **changes)
             E = effective[syn.index(k)]
             extra[k] = {"weight_exp": int(e), "max_mantissa": int(np.max(np.abs(m), initial=0)),
@@ -415,7 +416,7 @@ def loihi_effective_weights(graph: nir.NIRGraph, name: str) -> np.ndarray:
     node = graph.nodes[name]
     post = successors(graph)[name][0]
     S = loihi.read_neuron(post, graph.nodes[post]).state_scale
-    e = loihi.read_synapse(name, node, "", post, bias_ok=True).weight_exp
+    e = loihi.read_synapse(name, node, "", post).weight_exp
     return weights.dense(node.weight, np.float64) * 2.0 ** (ACT_SHIFT + e) / S
 
 

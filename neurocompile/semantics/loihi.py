@@ -19,9 +19,7 @@ A graph in this format has graph.metadata["quantization"] == "loihi"; each synap
 Affine/Linear (zero bias) whose weights are integer mantissas, with metadata
 "loihi.weight_exp" and "loihi.num_weight_bits"; each neuron node carries "loihi.du",
 "loihi.dv", "loihi.vth" (spiking only), "loihi.bias_mant", "loihi.bias_exp" and
-"loihi.state_scale", and optionally "loihi.current" (an Affine bias into such a neuron is
-then its float view: 0, or with sum_k bias_k 2^weight_exp_k = current). `read_graph` is the
-only code that reads these keys: quantization writes
+"loihi.state_scale", and optionally "loihi.current". `read_graph` is the only code that reads these keys: quantization writes
 them (`neuron_metadata`, `synapse_metadata`), and the reference simulator's fixed-point mode,
 the Lava lowering and the energy model read them through it, so all accept and refuse the same.
 """
@@ -189,10 +187,8 @@ def read_neuron(name: str, node: nir.NIRNode) -> LoihiNeuron:
                        reset_rule(name, node), current)
 
 
-def read_synapse(name: str, node: nir.NIRNode, source: str, target: str,
-                 bias_ok: bool = False) -> LoihiSynapse:
-    """The integer weights of one synapse node, checked against its declared bit width
-    (bias_ok: its target carries loihi.current, of which an Affine bias is the float view)."""
+def read_synapse(name: str, node: nir.NIRNode, source: str, target: str) -> LoihiSynapse:
+    """The integer weights of one synapse node, checked against its declared bit width."""
     meta = node.metadata or {}
     bits = _meta_ints(name, node, "loihi.num_weight_bits", MIN_WEIGHT_BITS, MAX_WEIGHT_BITS) \
         if "loihi.num_weight_bits" in meta else MAX_WEIGHT_BITS
@@ -204,7 +200,7 @@ def read_synapse(name: str, node: nir.NIRNode, source: str, target: str,
         raise UnsupportedError(f"node {name!r}: weights must be integer mantissas in "
                                f"[{low}, {high}] (loihi.num_weight_bits = {bits}); got "
                                f"{np.nanmin(w):g}..{np.nanmax(w):g}")
-    if not bias_ok and isinstance(node, nir.Affine) and np.any(np.asarray(node.bias) != 0):
+    if isinstance(node, nir.Affine) and np.any(np.asarray(node.bias) != 0):
         raise UnsupportedError(f"node {name!r}: Affine bias must be 0 in the Loihi scheme "
                                "(the bias lives in the neuron's loihi.bias_mant)")
     return LoihiSynapse(source, target, w, e, bits)
@@ -239,28 +235,8 @@ def read_graph(graph: nir.NIRGraph) -> LoihiGraph:
                         f"node {name!r}: in fixed point each input must be one Affine/Linear "
                         f"straight from an Input or neuron node; {p!r} "
                         f"({type(pnode).__name__}) is not")
-                synapses[p] = read_synapse(p, pnode, src[0], name,
-                                           neurons[name].current is not None)
-            _check_current_view(name, neurons[name], graph, preds[name], synapses)
+                synapses[p] = read_synapse(p, pnode, src[0], name)
     return LoihiGraph(neurons, synapses)
-
-
-def _check_current_view(name: str, p: LoihiNeuron, graph: nir.NIRGraph, syn: list[str],
-                        synapses: dict[str, LoihiSynapse]) -> None:
-    """The Affine biases into a neuron with loihi.current are its float view: all zero, or
-    sum_k bias_k 2^weight_exp_k == current (so the float fields run the same constant input)."""
-    if p.current is None:
-        return
-    view = np.zeros(p.size)
-    for k in syn:
-        if isinstance(graph.nodes[k], nir.Affine):
-            b = np.asarray(graph.nodes[k].bias, np.float64).reshape(-1)
-            view = view + b * 2.0 ** synapses[k].weight_exp
-    if np.any(view != 0) and np.any(view != p.current):
-        raise UnsupportedError(
-            f"node {name!r}: the Affine biases into it must be 0 or the float view of its "
-            f"'loihi.current' (sum of bias * 2^weight_exp = current); got "
-            f"{view.min():g}..{view.max():g} against {p.current.min()}..{p.current.max()}")
 
 
 # -- integer arithmetic -----------------------------------------------------------------------
