@@ -13,15 +13,17 @@ from neurocompile.cli.main import main
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir.io import load_graph, save_graph
 from neurocompile.passes.quantize import quantize_loihi
-from neurocompile.semantics import discretise
+from neurocompile.semantics import RESET_KEY, discretise
 from neurocompile.targets import get_target
 from neurocompile.targets.reference import simulate
 
 DT = 1e-3
 
 
-def biased_net(seed: int = 0, bias: float = 0.4) -> nir.NIRGraph:
-    """Input(12) -> Affine (bias) -> CubaLIF(10, du = 0.2) -> Affine (bias) -> LIF(3) -> Output."""
+def biased_net(seed: int = 0, bias: float = 0.4, rec: bool = False,
+               reset: str = "zero") -> nir.NIRGraph:
+    """Input(12) -> Affine (bias) -> CubaLIF(10, du = 0.2) [-> Linear -> CubaLIF] -> Affine
+    (bias) -> LIF(3) -> Output; `reset`: the CubaLIF's reset rule."""
     rng = np.random.default_rng(seed)
     n = 10
     nodes = {"input": nir.Input(input_type={"input": np.array([12])}),
@@ -34,9 +36,13 @@ def biased_net(seed: int = 0, bias: float = 0.4) -> nir.NIRGraph:
              "lif": nir.LIF(tau=np.full(3, 2e-2), r=np.full(3, 20.0), v_leak=np.zeros(3),
                             v_threshold=np.ones(3)),
              "output": nir.Output(output_type={"output": np.array([3])})}
+    nodes["cuba"].metadata = {RESET_KEY: reset}
     names = list(nodes)
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])), metadata={"dt": DT},
-                        type_check=False)
+    edges = list(zip(names, names[1:]))
+    if rec:
+        nodes["rec"] = nir.Linear(weight=rng.normal(0, 0.2, (n, n)))
+        edges += [("cuba", "rec"), ("rec", "cuba")]
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": DT}, type_check=False)
 
 
 def inputs(seed: int = 1, batch: int = 8, steps: int = 100) -> np.ndarray:
@@ -151,8 +157,9 @@ lava = pytest.mark.skipif(ensure_lava_env() is None, reason="no Lava interpreter
 @lava
 @pytest.mark.lava
 @pytest.mark.slow
-def test_lava_fixed_pt_runs_the_quantized_bias_bit_for_bit():
-    q, _ = quantize_loihi(biased_net())
+@pytest.mark.parametrize("rec,reset", [(False, "zero"), (True, "zero"), (True, "subtract")])
+def test_lava_fixed_pt_runs_the_quantized_bias_bit_for_bit(rec, reset):
+    q, _ = quantize_loihi(biased_net(rec=rec, reset=reset))
     x = {"input": inputs(batch=2, steps=60)}
     ref = simulate(q, x, fixed_point=True)
     assert ref.outputs["output"].sum() > 10
