@@ -69,10 +69,9 @@ fit; at a forced scale it is an error, or clipped with ``clip=True``). The forma
 Affine bias 0 and NIR's CubaLIF has no field for a constant input to u, so the float fields
 of the quantized graph do not carry this current: such a graph runs as quantized in fixed
 point only (the reference's ``fixed_point=True``, Lava's ``fixed_pt``). An IF node has no
-bias: an Affine bias into it is refused.
-Values that do not fit raise
-UnsupportedError naming the node, parameter, range and value; ``clip=True`` clips them
-into range instead and lists what was clipped in the report notes.
+bias: an Affine bias into it is refused. Values that do not fit raise UnsupportedError
+naming the node, parameter, range and value; ``clip=True`` clips them into range instead and
+lists what was clipped in the report notes.
 
 Lava mapping note: Lava's Dense clips weights to 8 bits and drops ``8 - b + 1`` low bits
 for mixed-sign weights, so a mantissa m is given to Lava as ``m << (9 - b)`` with
