@@ -116,7 +116,7 @@ def test_loihi_fixed_point_tracks_float_model():
     assert np.mean(ref == fixed) > 0.95
 
 
-def test_affine_bias_folds_exactly_into_lif_and_fails_for_cuba():
+def test_affine_bias_folds_into_lif_and_becomes_the_current_of_cuba():
     g = net(bias=0.05)
     q, _ = quantize_loihi(g)
     assert np.all(np.asarray(q.nodes["fc1"].bias) == 0)
@@ -125,10 +125,16 @@ def test_affine_bias_folds_exactly_into_lif_and_fails_for_cuba():
     gain = discretise("lif1", g.nodes["lif1"], 1e-3).gain
     np.testing.assert_allclose(eff, gain * 0.05 * meta["loihi.state_scale"], atol=0.5 * eff.max()
                                / 4095 + 0.5)
-    with pytest.raises(UnsupportedError, match=r"'fc1'.*Affine bias must be 0"):
-        quantize_loihi(net(cuba=True, bias=0.05))
-    _, report = quantize_loihi(net(cuba=True, bias=0.05), clip=True)
-    assert any("steady-state" in n for n in report.notes)
+    assert "loihi.current" not in meta  # du = 1: the neuron bias takes it exactly
+    # du < 1: a constant current into u (tests/test_quantize_cubalif_bias.py), never folded
+    # into the neuron bias, with or without clip
+    for clip in (False, True):
+        q, _ = quantize_loihi(net(cuba=True, bias=0.05), clip=clip)
+        meta = q.nodes["lif1"].metadata
+        assert np.all(np.asarray(meta["loihi.bias_mant"]) == 0)
+        gain = discretise("lif1", net(cuba=True).nodes["lif1"], 1e-3).gain
+        np.testing.assert_array_equal(meta["loihi.current"],
+                                      np.rint(gain * 0.05 * meta["loihi.state_scale"] / 64))
 
 
 def test_unrepresentable_values_raise_naming_node_parameter_and_range():

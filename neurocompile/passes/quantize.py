@@ -39,7 +39,8 @@ so the synaptic input into u is ``(W s) * gain * S`` up to rounding: the weight 
 
 Choosing S and e: ``S_max = 2^(23 - headroom_bits) / max(v_th)`` (so ``vth_q << 6`` stays
 ``headroom_bits`` below the 24-bit state range; u may grow to 2^headroom_bits thresholds
-before it wraps), also ``S_max <= 4095 * 2^7 / max|bias|``; non-spiking populations use
+before it wraps), also ``S_max <= 4095 * 2^7 / max|bias|`` and ``S_max <= 2^6 limit /
+max|c|`` (c and its limit below); non-spiking populations use
 ``2^(23 - headroom_bits) / max_i sum_j |E_ij|``. Then ``e = floor(log2(max|E| S_max /
 (q 2^6)))`` clamped to [-8, 7] and ``S = q 2^(6+e) / max|E|`` (so the largest weight
 maps to exactly +-q), or ``S = S_max`` when e hit -8. ``state_scale`` forces S per population
@@ -55,13 +56,22 @@ integer model without the truncations, so the float simulator still runs the gra
 the original units. Metadata: graph ``"quantization" = "loihi"``; synapses
 ``"loihi.weight_exp"``, ``"loihi.num_weight_bits"``; neurons ``"loihi.du"``, ``"loihi.dv"``,
 ``"loihi.vth"`` (spiking only), ``"loihi.bias_mant"``, ``"loihi.bias_exp"``,
-``"loihi.state_scale"`` (S, to read non-spiking outputs back in float units).
+``"loihi.state_scale"`` (S, to read non-spiking outputs back in float units) and, for a
+bias before a population with du < 1, ``"loihi.current"``.
 
 A non-zero Affine bias b into a population with du = 1 (LIF, IF-like current) is folded
-exactly into the neuron bias (gain * b); with du < 1 it is an error unless ``clip=True``
-(then gain * b / du, its steady-state value, is folded). Values that do not fit raise
-UnsupportedError naming the node, parameter, range and value; ``clip=True`` clips them
-into range instead and lists what was clipped in the report notes.
+exactly into the neuron bias (gain * b). With du < 1 (CubaLIF, CubaLI) the bias persists in u:
+it is a constant current c = gain * sum_k b_k added to u every step, quantized as
+``loihi.current = rint(c S / 2^6)`` (integer, in the units of Dense's output: the fixed-point
+step adds it to a before a << 6), bounded by the format's range and so that its steady state
+in u, ``current 2^6 4096 / (du_q + 1)``, stays within the 24-bit u (``S_max`` is lowered to
+fit; at a forced scale it is an error, or clipped with ``clip=True``). The format keeps every
+Affine bias 0 and NIR's CubaLIF has no field for a constant input to u, so the float fields
+of the quantized graph do not carry this current: such a graph runs as quantized in fixed
+point only (the reference's ``fixed_point=True``, Lava's ``fixed_pt``). An IF node has no
+bias: an Affine bias into it is refused. Values that do not fit raise UnsupportedError
+naming the node, parameter, range and value; ``clip=True`` clips them into range instead and
+lists what was clipped in the report notes.
 
 Lava mapping note: Lava's Dense clips weights to 8 bits and drops ``8 - b + 1`` low bits
 for mixed-sign weights, so a mantissa m is given to Lava as ``m << (9 - b)`` with
@@ -98,6 +108,7 @@ from neurocompile.semantics.loihi import (
     DS_OFFSET,
     DU_MAX,
     DV_MAX,
+    MAX_UV,
     MAX_WEIGHT_BITS,
     UV_BITS,
     VTH_MAX,
@@ -211,7 +222,8 @@ def _floor_log2(x: float) -> int:
 
 
 def _choose_scale(name: str, spiking: bool, vth: np.ndarray | None, bias: np.ndarray,
-                  effective: list[np.ndarray], q: int, headroom_bits: int,
+                  current: np.ndarray, current_limit: int, effective: list[np.ndarray],
+                  q: int, headroom_bits: int,
                   forced: float | None, chk: _Checker) -> tuple[float, int]:
     """The state scale S and shared weight exponent e of one population (module docstring)."""
     amax = max((float(np.max(np.abs(E))) for E in effective if E.size), default=0.0)
@@ -241,6 +253,9 @@ def _choose_scale(name: str, spiking: bool, vth: np.ndarray | None, bias: np.nda
     bmax = float(np.max(np.abs(bias), initial=0.0))
     if bmax > 0:
         s_max = min(s_max, BIAS_MANT_MAX * 2.0 ** BIAS_EXP_MAX / bmax)
+    cmax = float(np.max(np.abs(current), initial=0.0))
+    if cmax > 0:
+        s_max = min(s_max, current_limit * 2.0 ** ACT_SHIFT / cmax)
     if amax == 0:
         return s_max, 0
     e = _floor_log2(amax * s_max / unit)
@@ -249,6 +264,13 @@ def _choose_scale(name: str, spiking: bool, vth: np.ndarray | None, bias: np.nda
     elif e < WEIGHT_EXP_MIN:
         return s_max, WEIGHT_EXP_MIN
     return unit * 2.0 ** e / amax, e
+
+
+def _current_limit(du_q: int) -> int:
+    """Largest |loihi.current| for a population: within the format's range, and its steady
+    state in u, current * 2^6 * 4096 / (du + 1), within the 24-bit u (so it never wraps)."""
+    steady = (MAX_UV - 1) * (du_q + DS_OFFSET) // (DECAY_UNITY << ACT_SHIFT)
+    return int(min(loihi.CURRENT_MAX, -loihi.CURRENT_MIN, steady))
 
 
 def _bias_fixed(name: str, bias_scaled: np.ndarray, chk: _Checker) -> tuple[np.ndarray, np.ndarray]:
@@ -289,13 +311,13 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         syn = preds[name]
         effective = [gain[:, None] * weights.dense(graph.nodes[k].weight, np.float64)
                      for k in syn]
-        # Affine biases move into the neuron bias.
+        # Affine biases: into the neuron bias where u does not persist (du = 1), else a
+        # constant current into u (loihi.current).
+        current = np.zeros_like(gain)
         for k in syn:
             snode = graph.nodes[k]
             b = np.asarray(snode.bias, np.float64) if isinstance(snode, nir.Affine) else None
-            if b is None:
-                continue
-            if not np.any(b != 0):
+            if b is None or not np.any(b != 0):
                 continue
             if isinstance(node, nir.IF):
                 raise UnsupportedError(
@@ -303,16 +325,8 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
                     f"IF node {name!r} (IF has no bias); range [{b.min():g}, {b.max():g}]")
             if np.all(du == 1):
                 bias = bias + gain * b
-            elif clip:
-                bias = bias + gain * b / du
-                chk.notes.append(f"node {k!r}: Affine bias folded into {name!r} as its "
-                                 "steady-state value gain*b/du (approximate while u settles)")
             else:
-                raise UnsupportedError(
-                    f"node {k!r}: Affine bias must be 0 in the Loihi scheme (the bias lives in the "
-                    f"neuron); values in [{b.min():g}, {b.max():g}] cannot move exactly into "
-                    f"{name!r} because its du is not 1; pass clip=True to fold their "
-                    "steady-state value")
+                current = current + gain * b
         # Decays.
         du_q = chk.fit(name, "du (rint(4096*dt/tau_syn) - 1)", np.rint(du * DECAY_UNITY) - DS_OFFSET,
                        0, DU_MAX, "tau_syn must lie in [dt, 8192*dt] roughly")
@@ -323,13 +337,25 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
         du_i = _uniform(name, "du", du_q, "Lava's LIF holds one du")
         dv_i = _uniform(name, "dv", dv_q, "Lava's LIF holds one dv")
         forced = state_scale.get(name) if isinstance(state_scale, dict) else state_scale
-        S, e = _choose_scale(name, vth is not None, vth, bias, effective, q, headroom_bits,
-                             forced, chk)
+        c_lim = _current_limit(du_i)
+        S, e = _choose_scale(name, vth is not None, vth, bias, current, c_lim, effective, q,
+                             headroom_bits, forced, chk)
         step = 2.0 ** (ACT_SHIFT + e)
         mants = [chk.fit(k, f"weight mantissa (b={bits})", np.rint(E * S / step),
                          -(q + 1), q) for k, E in zip(syn, effective)]
         mant_b, exp_b = _bias_fixed(name, bias * S, chk)
         info: dict[str, Any] = {"du": du_i, "dv": dv_i, "state_scale": S, "weight_exp": e}
+        current_i = None
+        if np.any(current != 0):
+            current_i = chk.fit(name, "current (rint(gain * Affine bias * S / 64), "
+                                "loihi.current; its steady state in u within 24 bits)",
+                                np.rint(current * S / 2.0 ** ACT_SHIFT), -c_lim,
+                                c_lim).astype(np.int64)
+            info["current_max_abs_error"] = float(np.max(np.abs(
+                current_i * 2.0 ** ACT_SHIFT / S - current)))
+            chk.notes.append(f"node {name!r}: the Affine bias before it is its loihi.current "
+                             "(a constant input to u), which only fixed point runs; its float "
+                             "fields do not carry it")
         vth_i = None
         if vth is not None:
             vth_i = _uniform(name, "v_threshold", chk.fit(
@@ -339,7 +365,7 @@ def quantize_loihi(graph: nir.NIRGraph, bits: int = 8, *, clip: bool = False,
             vth_deq = vth_i * 2.0 ** VTH_SHIFT / S
             info["vth_rel_error"] = float(np.max(np.abs(vth_deq - vth)) / max(np.max(vth), 1e-300))
         meta = dict(node.metadata or {})
-        meta.update(loihi.neuron_metadata(du_i, dv_i, vth_i, mant_b, exp_b, S))
+        meta.update(loihi.neuron_metadata(du_i, dv_i, vth_i, mant_b, exp_b, S, current_i))
         out.nodes[name] = _dequantized_neuron(name, node, du_i, dv_i, step / S,
                                               mant_b * 2.0 ** exp_b / S,
                                               None if vth is None else vth_deq, dt, meta)
