@@ -168,7 +168,7 @@ def _predict(graph: nir.NIRGraph, x: np.ndarray, *, fixed_point: bool = False,
     """Class per sample (readout averaged over time) + counters. Float graphs run on the torch
     target on CUDA where torch sees a GPU (float64: the reference's spikes); otherwise, and in
     fixed point, on the reference simulator (on a CPU the torch target is no faster:
-    benchmarks/results/backends.json)."""
+    benchmarks/results/targets.json)."""
     from neurocompile.targets import get_target
 
     target = get_target("reference")

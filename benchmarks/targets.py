@@ -1,9 +1,9 @@
 """Time per step of each backend against the NumPy reference, in one run, with the spikes checked.
 
-    .venv/bin/python benchmarks/backends.py [--threads 1] [--batches 1,64] [--steps 100]
+    .venv/bin/python benchmarks/targets.py [--threads 1] [--batches 1,64] [--steps 100]
         [--targets reference,torch,torch32,norse,onnx] [--device cpu]
-        [--out benchmarks/results/backends.json]
-    .venv/bin/python benchmarks/backends.py --agreement 60     # spike agreement, generated graphs
+        [--out benchmarks/results/targets.json]
+    .venv/bin/python benchmarks/targets.py --agreement 60     # spike agreement, generated graphs
 
 Nets: a 700-256-20 CubaLIF feed-forward net and a 1000-neuron recurrent CubaLIF net (100
 inputs), input spikes at 5% per step. Every variant runs the same graph and inputs; the ratio is
@@ -11,6 +11,8 @@ the reference's time over the variant's, both measured here and now (best of --r
 variant but the NumPy reference after one warm-up run). Each row also says whether its output
 spikes are identical to the reference's (float64) and the fraction of output entries that
 agree. Counters are computed in every run unless the variant's name ends in "-nocount".
+Lava (NEUROCOMPILE_LAVA_PYTHON) runs samples one after the other at about 1 ms a step; it is
+left out at batches of 1000 and more.
 """
 
 from __future__ import annotations
@@ -55,7 +57,10 @@ VARIANTS = {
     "norse": ("norse", {"dtype": "float64"}),
     "onnx": ("onnx", {"dtype": "float32", "form": "sequence"}),
     "onnx-step": ("onnx", {"dtype": "float32", "form": "step"}),
+    "lava": ("lava", {}),
 }
+LAVA_MAX_BATCH = 999
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def cuba(n: int) -> nir.CubaLIF:
@@ -95,7 +100,7 @@ def timed(variant: str, graph: nir.NIRGraph, x: np.ndarray, repeats: int, device
     if target_name == "onnx":
         options.update(threads=threads)
     artifact = target.compile(graph, options)
-    if target_name != "reference":  # warm-up (CUDA initialisation, onnxruntime's first run)
+    if target_name not in ("reference", "lava"):  # warm-up (CUDA, onnxruntime's first run)
         target.run(artifact, {"input": x})
     best = float("inf")
     for _ in range(repeats):
@@ -142,9 +147,54 @@ def agreement(seeds: int, out: Path) -> None:
                     row["entries_equal_float64"] += int(np.sum(got.outputs[k] == want64.outputs[k]))
             rows.append(row)
             print(row, flush=True)
-    write_text(out, json.dumps({"benchmark": "backends_agreement", "machine": machine(),
+    write_text(out, json.dumps({"benchmark": "targets_agreement", "machine": machine(),
                                 "seeds": seeds, "batch": 4, "steps": 40, "rows": rows}, indent=1))
     print(f"wrote {out}")
+
+
+def _table(name: str, columns: list[tuple[str, str]]) -> str:
+    """One docs table from results/<name>.json: a row per (net, batch), a column per variant
+    (header, variant) with us/sample-step and the speed-up over the reference, marked."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _machine import fig
+
+    rows = json.loads((RESULTS / f"{name}.json").read_text())["rows"]
+    index = {(r["net"], r["batch"], r["variant"]): i for i, r in enumerate(rows)}
+    keys = list(dict.fromkeys((r["net"], r["batch"]) for r in rows))
+    lines = ["| net | batch | " + " | ".join(h for h, _ in columns) + " |",
+             "|---|---:|" + "---:|" * len(columns)]
+    for net, batch in keys:
+        cells = []
+        for _, variant in columns:
+            i = index.get((net, batch, variant))
+            if i is None:
+                cells.append("—")
+                continue
+            us = fig(f"{name}.rows.{i}.us_per_sample_step",
+                     format(rows[i]["us_per_sample_step"], ".2f"), ".2f")
+            if variant == "reference":
+                cells.append(us)
+                continue
+            x = fig(f"{name}.rows.{i}.speedup_vs_reference",
+                    format(rows[i]["speedup_vs_reference"], ".2f"), ".2f")
+            same = "" if rows[i]["spikes_identical_to_reference"] else " ≠"
+            cells.append(f"{us} ({x}x){same}")
+        lines.append(f"| {net} | {batch:,} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown() -> str:
+    """The docs/backends.md speed tables (CPU here; CUDA on the GPU host)."""
+    cpu = _table("targets", [("reference", "reference"), ("torch f64", "torch"),
+                             ("torch f32", "torch32"), ("Norse f64", "norse"),
+                             ("ONNX f32 (Scan)", "onnx"), ("ONNX f32 (step)", "onnx-step"),
+                             ("Lava", "lava")])
+    cuda = "\n\n".join(_table(n, [("reference", "reference"), ("torch CUDA f64", "torch"),
+                                   ("torch CUDA f32", "torch32"),
+                                   ("f64, no counters", "torch-nocount"),
+                                   ("f32, no counters", "torch32-nocount")])
+                        for n in ("targets_cuda_small", "targets_cuda_10000"))
+    return cpu + "\n\n" + cuda
 
 
 def main() -> None:
@@ -158,13 +208,18 @@ def main() -> None:
     parser.add_argument("--big-repeats", type=int, default=1,
                         help="Repeats at batches of 1000 and more.")
     parser.add_argument("--nets", default="ff,rec")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/backends.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/targets.json"))
+    parser.add_argument("--markdown", action="store_true",
+                        help="Print the docs tables from the recorded JSON; run nothing.")
     parser.add_argument("--agreement", type=int, default=0, metavar="SEEDS",
                         help="Instead: spike agreement on SEEDS generated test graphs "
-                             "(writes benchmarks/results/backends_agreement.json).")
+                             "(writes benchmarks/results/targets_agreement.json).")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown())
+        return
     if args.agreement:
-        agreement(args.agreement, Path("benchmarks/results/backends_agreement.json"))
+        agreement(args.agreement, Path("benchmarks/results/targets_agreement.json"))
         return
     variants = args.targets.split(",")
     if variants[0] != "reference":
@@ -186,6 +241,8 @@ def main() -> None:
             repeats = args.big_repeats if batch >= 1000 else args.repeats
             ref_s = ref_out = None
             for variant in variants:
+                if VARIANTS[variant][0] == "lava" and batch > LAVA_MAX_BATCH:
+                    continue
                 seconds, result = timed(variant, graph, x, repeats, args.device, args.threads)
                 y = result.outputs["output"]
                 if variant == "reference":
@@ -204,7 +261,7 @@ def main() -> None:
                 print(f"{label:24s} b={batch:<6d} {variant:16s} {row['us_per_step']:12.1f} us/step "
                       f"{row['us_per_sample_step']:10.3f} us/sample-step  x{row['speedup_vs_reference']:8.2f}"
                       f"  identical={row['spikes_identical_to_reference']}", flush=True)
-    out = {"benchmark": "backends", "machine": info, "threads": args.threads,
+    out = {"benchmark": "targets", "machine": info, "threads": args.threads,
            "device": args.device, "input_rate": 0.05, "rows": rows}
     write_text(args.out, json.dumps(out, indent=1))
     print(f"wrote {args.out}")
