@@ -15,7 +15,8 @@ gather about GATHER_NS ns per synaptic event plus ROW_OVERHEAD_NS per row with a
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
+
+from neurocompile.ir import weights
 
 CSR_NS = 1.0
 GATHER_NS = 2.5
@@ -33,9 +34,7 @@ class SparseProduct:
 
     def __init__(self, w, dtype, bias: np.ndarray | None = None):
         self.dtype = np.dtype(dtype)
-        self.csr = sp.csr_matrix(w, dtype=self.dtype)
-        self.csr.eliminate_zeros()
-        self.csr.sort_indices()
+        self.csr = weights.as_csr(w, self.dtype)
         self.csc = self.csr.tocsc()
         self.csc.sort_indices()
         self.bias = None if bias is None else np.asarray(bias, self.dtype)
