@@ -48,23 +48,9 @@ def run_lock(directory: Path) -> Iterator[None]:
 
 ASIDE = ".old"  # inside a staging directory: old outputs `commit` is replacing
 
-# The watchdog (self-contained: it imports nothing of this package). It blocks until the run
-# writes "done" or dies (end of the pipe); on death it takes the run lock and removes the
-# staging directory, first moving back any old output whose replacement never landed.
-_WATCHDOG = """
-import fcntl, os, shutil, sys
-directory, work = sys.argv[1], sys.argv[2]
-if sys.stdin.buffer.read(4) == b"done":
-    sys.exit(0)
-fd = os.open(os.path.join(directory, sys.argv[3]), os.O_RDWR | os.O_CREAT, 0o644)
-fcntl.flock(fd, fcntl.LOCK_EX)
-aside = os.path.join(work, sys.argv[4])
-if os.path.isdir(aside):
-    for name in os.listdir(aside):
-        if not os.path.lexists(os.path.join(directory, name)):
-            os.replace(os.path.join(aside, name), os.path.join(directory, name))
-shutil.rmtree(work, ignore_errors=True)
-"""
+# The watchdog process runs `_watch`; it imports this module from where the run imported it.
+_WATCHDOG = "import sys; from neurocompile.rundir import _watch; _watch(sys.argv[1], sys.argv[2])"
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
 
 
 def _remove_stale(work: Path, dest: Path) -> None:
@@ -77,6 +63,16 @@ def _remove_stale(work: Path, dest: Path) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
+def _watch(directory: str, work: str) -> None:
+    """The watchdog's body: block until the run writes "done" or dies (end of the pipe); on
+    death take the run lock and remove the staging directory as the next run would."""
+    if sys.stdin.buffer.read(4) == b"done":
+        return
+    fd = os.open(Path(directory) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _remove_stale(Path(work), Path(directory))
+
+
 @contextlib.contextmanager
 def staging_dir(directory: Path) -> Iterator[Path]:
     """A fresh staging directory inside `directory` (call with the lock held: stale staging
@@ -86,8 +82,10 @@ def staging_dir(directory: Path) -> Iterator[Path]:
     for old in directory.glob(STAGING_PREFIX + "*"):
         _remove_stale(old, directory)
     work = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=directory))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (_PACKAGE_PARENT, os.environ.get("PYTHONPATH")) if p)}
     watchdog = subprocess.Popen(
-        [sys.executable, "-I", "-c", _WATCHDOG, str(directory), str(work), LOCK_NAME, ASIDE],
+        [sys.executable, "-c", _WATCHDOG, str(directory), str(work)], env=env,
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)  # outlives a kill of the run's process group
     try:
