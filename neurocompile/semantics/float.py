@@ -163,26 +163,26 @@ def reset_rule(name: str, node: nir.NIRNode) -> str:
         raise UnsupportedError(
             f"node {name!r}: v_reset must be 0 (the semantics reset to zero or subtract the "
             f"threshold), got values in [{np.min(v_reset)}, {np.max(v_reset)}]")
-    rule = _meta_str((getattr(node, "metadata", None) or {}).get(RESET_KEY, "zero"))
-    if rule not in RESET_RULES:
-        raise UnsupportedError(f"node {name!r}: metadata {RESET_KEY!r} must be one of "
-                               f"{', '.join(RESET_RULES)}, got {rule!r}")
-    if rule != "zero" and type(node).__name__ not in SPIKING_KINDS:
-        raise UnsupportedError(f"node {name!r}: {type(node).__name__} does not spike; its "
-                               f"metadata {RESET_KEY!r} must be 'zero' or absent, got {rule!r}")
-    return str(rule)
+    return _rule(name, node, RESET_KEY, RESET_RULES)
 
 
 def spike_rule(name: str, node: nir.NIRNode) -> str:
     """The spike rule of a neuron node: metadata 'spikes' ("single" when absent), checked."""
-    rule = _meta_str((getattr(node, "metadata", None) or {}).get(SPIKES_KEY, "single"))
-    if rule not in SPIKE_RULES:
-        raise UnsupportedError(f"node {name!r}: metadata {SPIKES_KEY!r} must be one of "
-                               f"{', '.join(SPIKE_RULES)}, got {rule!r}")
-    if rule != "single" and type(node).__name__ not in SPIKING_KINDS:
+    return _rule(name, node, SPIKES_KEY, SPIKE_RULES)
+
+
+def _rule(name: str, node: nir.NIRNode, key: str, rules: tuple[str, ...]) -> str:
+    """Node metadata `key`, one of `rules` (the first is the default); only spiking kinds may
+    choose another than the default."""
+    default = rules[0]
+    rule = _meta_str((getattr(node, "metadata", None) or {}).get(key, default))
+    if rule not in rules:
+        raise UnsupportedError(f"node {name!r}: metadata {key!r} must be one of "
+                               f"{', '.join(rules)}, got {rule!r}")
+    if rule != default and type(node).__name__ not in SPIKING_KINDS:
         raise UnsupportedError(f"node {name!r}: {type(node).__name__} does not spike; its "
-                               f"metadata {SPIKES_KEY!r} must be 'single' or absent")
-    return rule
+                               f"metadata {key!r} must be {default!r} or absent, got {rule!r}")
+    return str(rule)
 
 
 def _meta_str(value: Any) -> Any:
