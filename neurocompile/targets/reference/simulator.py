@@ -267,7 +267,7 @@ class Simulator:
         # a node read only within its step keeps one step (no T x batch x n array to fault in).
         counted = {p for n, node in nodes.items() if isinstance(node, SYNAPTIC_TYPES)
                    for p in prog.preds[n]}
-        current: dict[str, np.ndarray] = {}
+        current = self.current  # nodes of this cycle kept one step (read only inside it)
         for n in members:
             shape = (self.batch,) + prog.out_shapes[n]
             if self.record_all or n in latched or n in counted or \
@@ -278,7 +278,6 @@ class Simulator:
                 self.values[n] = np.zeros((self.steps,) + shape, dtype)
             else:
                 current[n] = np.zeros(shape, prog.dtype)
-        self.current = current
         pending = {n: np.broadcast_to(self._latched_input(n),
                                       (self.batch,) + prog.in_shapes[n]).astype(prog.dtype)
                    for n in latched}
