@@ -42,3 +42,16 @@ def chain(*pairs: tuple[str, nir.NIRNode], extra_edges=(), dt: float = 1e-3) -> 
     names = list(nodes)
     edges = [(a, b) for a, b in zip(names, names[1:])] + list(extra_edges)
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt}, type_check=False)
+
+
+def run_main(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run the CLI's entry point in this process: (exit status, stdout, stderr)."""
+    from neurocompile.cli.main import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import run_main
 
-from neurocompile.cli.main import COMMANDS, cli, main
+from neurocompile.cli.main import COMMANDS, cli
 from neurocompile.demo import demo_graph, demo_input
 from neurocompile.ir.io import save_graph, save_spikes
 
@@ -44,13 +45,7 @@ def test_every_command_has_help_and_the_shared_options(name):
 
 def _run(args, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(args, capsys)
 
 
 def _commands(d, g, x):

@@ -328,9 +328,9 @@ def test_reset_rule_is_the_whole_difference(tmp_path, kind, reset, rule, depth):
     np.testing.assert_array_equal(_model(layers, x, rule, delay=1)[:, depth:], ref[:, :-depth])
 
 
-def test_threshold_tie_resolves_differently(tmp_path):
-    """The exporter computes tau and r in float32 with dt = float32(1e-4) < 1e-4, so at dt=1e-4
-    the gain is 1 + 2.5e-8: a membrane exactly at threshold spikes here, not in snnTorch."""
+def _tie_net():
+    """One Leaky neuron (beta 0.875, threshold 1) behind a unit weight, and its NIR export: a
+    single input of 1 puts the membrane exactly at threshold."""
     net = torch.nn.Sequential(
         torch.nn.Linear(1, 1, bias=False),
         snn.Leaky(beta=torch.full((1,), 0.875), threshold=torch.ones(1), init_hidden=True,
@@ -340,6 +340,13 @@ def test_threshold_tie_resolves_differently(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         exported = export_nir.export_to_nir(net, torch.zeros(1, 1), ignore_dims=[0])
+    return net, exported
+
+
+def test_threshold_tie_resolves_differently(tmp_path):
+    """The exporter computes tau and r in float32 with dt = float32(1e-4) < 1e-4, so at dt=1e-4
+    the gain is 1 + 2.5e-8: a membrane exactly at threshold spikes here, not in snnTorch."""
+    net, exported = _tie_net()
     nir.write(tmp_path / "tie.nir", exported)
     graph = load_graph(tmp_path / "tie.nir")
     x = np.zeros((1, 4, 1), np.float32)
@@ -381,15 +388,7 @@ def test_profile_dt_resolves_the_threshold_tie_as_snntorch(tmp_path):
     test_threshold_tie_resolves_differently goes snnTorch's way."""
     from neurocompile.interop import import_graph
 
-    net = torch.nn.Sequential(
-        torch.nn.Linear(1, 1, bias=False),
-        snn.Leaky(beta=torch.full((1,), 0.875), threshold=torch.ones(1), init_hidden=True,
-                  reset_mechanism="zero", output=True))
-    with torch.no_grad():
-        net[0].weight.fill_(1.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        exported = export_nir.export_to_nir(net, torch.zeros(1, 1), ignore_dims=[0])
+    net, exported = _tie_net()
     graph, _ = import_graph(exported, "snntorch-zero")
     x = np.zeros((1, 4, 1), np.float32)
     x[0, 0, 0] = 1.0

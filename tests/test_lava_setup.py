@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_main
 
 from neurocompile import lava_setup
-from neurocompile.cli.main import main
 from neurocompile.errors import UnsupportedError
 from neurocompile.targets import worker
 from neurocompile.targets.lava import target as lava_target
@@ -20,13 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_main(args, capsys)
 
 
 def test_the_worker_path_holds_only_this_package(tmp_path):
