@@ -15,7 +15,7 @@ pytest.importorskip("torch")
 from backend_graphs import node_types, random_graph, spikes  # noqa: E402
 from conftest import REPO  # noqa: E402
 
-from neurocompile.errors import ConfigError, UnsupportedError  # noqa: E402
+from neurocompile.errors import ConfigError, InputDataError, UnsupportedError  # noqa: E402
 from neurocompile.ir.graph import SUPPORTED_TYPES  # noqa: E402
 from neurocompile.targets import available_targets, get_target  # noqa: E402
 
@@ -90,6 +90,24 @@ def test_counters_can_be_skipped_and_outputs_stay():
     assert bare.counters == {}
     for name, y in full.outputs.items():
         np.testing.assert_array_equal(bare.outputs[name], y)
+
+
+@pytest.mark.parametrize("seed", [0, 4, 9])
+def test_tensor_inputs_stay_on_the_device_and_equal_the_reference(seed):
+    """Inputs given as torch tensors: outputs come back as tensors (nothing copied to the host),
+    spikes and counters (reduced on the device) equal the reference's."""
+    import torch
+
+    graph, shape = random_graph(seed, "normal")
+    x = spikes(seed, 3, 25, shape)
+    ref = run("reference", graph, x)
+    got = run("torch", graph, torch.as_tensor(x))
+    assert got.counters_dict() == ref.counters_dict()
+    for name, y in ref.outputs.items():
+        assert isinstance(got.outputs[name], torch.Tensor)
+        np.testing.assert_array_equal(got.outputs[name].numpy(), y)
+    with pytest.raises(InputDataError, match="NaN"):
+        run("torch", graph, torch.full((1, 3) + shape, float("nan")))
 
 
 def test_options_and_refusals():
@@ -182,6 +200,7 @@ def test_pipeline_evaluates_on_the_torch_target_where_cuda_is_present(monkeypatc
     graph.nodes["output"] = graph.nodes.pop("out")
     graph.edges[:] = [(a, "output" if b == "out" else b) for a, b in graph.edges]
     x = spikes(0, 300, 20, shape)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a real GPU too
     want, want_result = pipeline._predict(graph, x)
     assert want_result.target == "reference"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -14,6 +14,9 @@ stateless nodes host-side). From them, per node:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any
+
 import nir
 import numpy as np
 
@@ -28,17 +31,25 @@ def fan_outs(graph: nir.NIRGraph, in_shapes: dict[str, tuple[int, ...]]) -> dict
             for n, node in graph.nodes.items() if isinstance(node, SYNAPTIC_TYPES)}
 
 
-def _active(values: np.ndarray) -> np.ndarray:
-    """Per element: how many (step, sample) entries are non-zero."""
+def active_elements(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Per element of the sum of parts (each (steps, batch, *shape)): how many (step, sample)
+    entries are non-zero, int64."""
+    values = parts[0] if len(parts) == 1 else sum(np.asarray(p, np.float64) for p in parts)
     flat = values.reshape(-1, int(np.prod(values.shape[2:], dtype=np.int64)))
     if flat.dtype == bool:
         return flat.sum(axis=0, dtype=np.int64)
     return np.count_nonzero(flat, axis=0).astype(np.int64)
 
 
-def count(graph: nir.NIRGraph, values: dict[str, np.ndarray], steps: int, batch: int,
-          fan: dict[str, np.ndarray]) -> dict[str, NodeCounters]:
-    """Counters of every node from the recorded values (module docstring)."""
+ActiveElements = Callable[[Sequence[Any]], np.ndarray]
+
+
+def count(graph: nir.NIRGraph, values: dict[str, Any], steps: int, batch: int,
+          fan: dict[str, np.ndarray], active_of: ActiveElements = active_elements
+          ) -> dict[str, NodeCounters]:
+    """Counters of every node from the recorded values (module docstring). `active_of` reduces
+    values to per-element non-zero counts; a target whose values live elsewhere (torch tensors
+    on a GPU) passes its own, so only those counts travel."""
     preds = predecessors(graph)
     counters = {n: NodeCounters() for n in graph.nodes}
     active: dict[str, np.ndarray] = {}
@@ -49,14 +60,14 @@ def count(graph: nir.NIRGraph, values: dict[str, np.ndarray], steps: int, batch:
                 continue
             if len(srcs) == 1:  # the usual case: reuse the source's per-element counts
                 if srcs[0] not in active:
-                    active[srcs[0]] = _active(values[srcs[0]])
+                    active[srcs[0]] = active_of([values[srcs[0]]])
                 per_elem = active[srcs[0]]
             else:
-                per_elem = _active(sum(np.asarray(values[p], np.float64) for p in srcs))
+                per_elem = active_of([values[p] for p in srcs])
             counters[name].synaptic_events = int(per_elem @ fan[name])
         if isinstance(node, SPIKING_TYPES + (nir.Input,)) and name in values:
             if name not in active:
-                active[name] = _active(values[name])
+                active[name] = active_of([values[name]])
             counters[name].spikes = int(active[name].sum())
         if isinstance(node, NEURON_TYPES):
             size = int(np.prod(values[name].shape[2:])) if name in values else \

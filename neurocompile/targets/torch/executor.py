@@ -180,10 +180,9 @@ class Executor:
             return
         x = self._input_sum(name)
         if isinstance(node, NEURON_TYPES):
-            before = self._latched_input(name).expand((1,) + tuple(x.shape[1:]))
-            shifted = torch.cat([before, x[:-1]])
+            before = self._latched_input(name).expand(tuple(x.shape[1:]))
             pop = self.population(name, self.prog.neurons[name], self.batch)
-            outs = [pop.step(shifted[t]) for t in range(self.steps)]
+            outs = [pop.step(x[t - 1] if t else before) for t in range(self.steps)]
             self.values[name] = torch.stack(outs)
         elif isinstance(node, nir.Delay):
             big = int(self.delays[name].max())

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import nir
+import numpy as np
 
 from neurocompile import config
 from neurocompile.errors import UnsupportedError
@@ -34,7 +35,8 @@ class TorchOptions(TargetOptions):
     device: str = config.setting("cpu", help="torch device: cpu, cuda, cuda:1, ...")
     threads: int | None = config.setting(None, min=1, help="CPU threads (torch.set_num_threads).")
     counters: bool = config.setting(True, help="Count spikes, synaptic events and neuron updates "
-                                               "(copies every node's values to the host).")
+                                               "(reduced on the device; per-element counts "
+                                               "travel).")
 
 
 @contextlib.contextmanager
@@ -68,19 +70,25 @@ def resolve_device(name: str):
     return device
 
 
+def _is_tensor(value) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
 def device_inputs(prog: Program, inputs, steps: int | None, dtype, device):
-    """`inputs.time_major` with the copy, transpose and cast done on the device: the arrays
-    travel in their own dtype (float32 spikes stay 4 bytes). Shapes, batch and dtype kinds are
-    checked by time_major on the first step; finiteness on the device."""
-    import numpy as np
+    """`inputs.time_major` with the copy, transpose and cast done on the device: NumPy arrays
+    travel in their own dtype (float32 spikes stay 4 bytes); torch tensors already on the
+    device do not travel at all. Shapes, batch and dtype kinds are checked by time_major on the
+    first step; finiteness on the device."""
     import torch
 
     from neurocompile.errors import InputDataError
     from neurocompile.targets.inputs import as_dict
 
     given = as_dict(prog.graph, inputs)
-    arrays = {k: np.asarray(v) for k, v in given.items()}
-    head = {k: v[:, :1] for k, v in arrays.items()}
+    arrays = {k: v.detach() if _is_tensor(v) else np.asarray(v) for k, v in given.items()}
+    head = {k: v[:, :1].cpu().numpy() if _is_tensor(v) else v[:, :1] for k, v in arrays.items()}
     checked, _, batch = time_major(prog.graph, prog.out_shapes, head, 1, prog.dtype)
     length = max(arrays[k].shape[1] for k in checked)
     steps = length if steps is None else int(steps)
@@ -88,25 +96,37 @@ def device_inputs(prog: Program, inputs, steps: int | None, dtype, device):
         raise InputDataError(f"steps must be >= 1, got {steps}")
     out = {}
     for name in checked:
-        arr = arrays[name]
-        t = torch.as_tensor(arr[:, :steps] if arr.dtype != bool else arr[:, :steps].view(np.uint8),
-                            device=device)
+        arr = arrays[name][:, :steps]
+        if _is_tensor(arr):
+            t = arr.to(device)
+        else:
+            t = torch.as_tensor(arr if arr.dtype != bool else arr.view(np.uint8), device=device)
         t = t.reshape((batch, t.shape[1]) + tuple(prog.out_shapes[name]))
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise InputDataError(f"input {name!r}: has NaN or infinite values")
-        t = t.transpose(0, 1).to(dtype)
-        if t.shape[0] < steps:
-            pad = torch.zeros((steps - t.shape[0],) + tuple(t.shape[1:]), dtype=dtype,
-                              device=device)
-            t = torch.cat([t, pad])
-        out[name] = t.contiguous()
+        tm = torch.zeros((steps, batch) + tuple(t.shape[2:]), dtype=dtype, device=device)
+        tm[:t.shape[1]].copy_(t.transpose(0, 1))  # transpose and cast in one pass
+        out[name] = tm
     return out, steps, batch
+
+
+def active_elements(parts) -> np.ndarray:
+    """`counting.active_elements` on the device: only the per-element counts travel."""
+    import torch
+
+    values = parts[0] if len(parts) == 1 else sum(p.to(torch.float64) for p in parts)
+    flat = values.reshape(-1, int(np.prod(values.shape[2:], dtype=np.int64)))
+    return torch.count_nonzero(flat, dim=0).cpu().numpy().astype(np.int64)
 
 
 def run_program(prog: Program, inputs, steps: int | None, *, dtype: str, device: str,
                 threads: int | None, counters: bool, population=None, target: str = NAME
                 ) -> RunResult:
-    """Run a reference Program with the torch executor; outputs and counters as NumPy."""
+    """Run a reference Program with the torch executor; counters computed on the device.
+
+    Outputs are NumPy arrays, or, when every input is a torch tensor, torch tensors left on
+    the device (dataset evaluation that stays on a GPU: nothing of size batch x steps travels).
+    """
     import torch
 
     from neurocompile.targets.torch.executor import DTYPES, Executor
@@ -116,16 +136,21 @@ def run_program(prog: Program, inputs, steps: int | None, *, dtype: str, device:
     if threads is not None:
         torch.set_num_threads(int(threads))
     tdtype = DTYPES[dtype]
+    resident = isinstance(inputs, dict) and bool(inputs) and all(map(_is_tensor,
+                                                                     inputs.values()))
+    resident = resident or _is_tensor(inputs)
     with torch.no_grad(), exact_arithmetic(dev):
         tensors, steps, batch = device_inputs(prog, inputs, steps, tdtype, dev)
         ex = Executor(prog, tdtype, dev, population(tdtype, dev) if population else None)
         values = ex.run(tensors, steps, batch)
-        outs = {n: values[n].to(tdtype).transpose(0, 1).cpu().numpy()
+        outs = {n: values[n].to(tdtype).transpose(0, 1)
                 for n, node in prog.graph.nodes.items() if isinstance(node, nir.Output)}
-        host = {n: v.cpu().numpy() for n, v in values.items()} if counters else {}
+        if not resident:
+            outs = {n: v.cpu().numpy() for n, v in outs.items()}
+        counted = counting.count(prog.graph, values, steps, batch, prog.fan_outs,
+                                 active_elements) if counters else {}
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    counted = counting.count(prog.graph, host, steps, batch, prog.fan_outs) if counters else {}
     return RunResult(outs, counted, steps, batch, target, {}, time.perf_counter() - start)
 
 
