@@ -38,7 +38,9 @@ class NodeCounters:
 
 @dataclass
 class RunResult:
-    """Output of `Target.run`: outputs (batch, steps, *shape) per Output node, plus counters."""
+    """Output of `Target.run`: outputs (batch, steps, *shape) per Output node, plus counters.
+    Outputs are NumPy arrays; the torch target returns torch tensors on its device when its
+    inputs were tensors."""
 
     outputs: dict[str, np.ndarray]
     counters: dict[str, NodeCounters]
