@@ -10,10 +10,10 @@ inputs), input spikes at 5% per step. Every variant runs the same graph and inpu
 the reference's time over the variant's, both measured here and now (best of --repeats; every
 variant but the NumPy reference after one warm-up run). Each row also says whether its output
 spikes are identical to the reference's (float64) and the fraction of output entries that
-agree. Counters are computed in every run unless the variant's name ends in "-nocount". Variants ending
-in "-dev" take their inputs as torch tensors already on the device and leave the outputs there
-(a dataset evaluated on the GPU: nothing of size batch x steps crosses the bus); the others
-take NumPy arrays and return NumPy arrays, host-device copies included in their time.
+agree. Counters are computed in every run unless the variant's name ends in "-nocount".
+Variants ending in "-dev" take their inputs as torch tensors already on the device and leave
+the outputs there (a dataset evaluated on the GPU: nothing of size batch x steps crosses the
+bus); the others take NumPy arrays and return NumPy arrays, host-device copies in their time.
 Lava (NEUROCOMPILE_LAVA_PYTHON) runs samples one after the other at about 1 ms a step; it is
 left out at batches of 1000 and more.
 """

@@ -16,7 +16,7 @@ from neurocompile import config
 from neurocompile.errors import UnsupportedError
 from neurocompile.targets import counting
 from neurocompile.targets.base import Artifact, RunResult, Target, TargetOptions
-from neurocompile.targets.inputs import time_major
+from neurocompile.targets.inputs import as_dict, time_major
 from neurocompile.targets.reference.simulator import (
     Program,
     build_program,
@@ -84,7 +84,6 @@ def device_inputs(prog: Program, inputs, steps: int | None, dtype, device):
     import torch
 
     from neurocompile.errors import InputDataError
-    from neurocompile.targets.inputs import as_dict
 
     given = as_dict(prog.graph, inputs)
     arrays = {k: v.detach() if _is_tensor(v) else np.asarray(v) for k, v in given.items()}
@@ -136,9 +135,8 @@ def run_program(prog: Program, inputs, steps: int | None, *, dtype: str, device:
     if threads is not None:
         torch.set_num_threads(int(threads))
     tdtype = DTYPES[dtype]
-    resident = isinstance(inputs, dict) and bool(inputs) and all(map(_is_tensor,
-                                                                     inputs.values()))
-    resident = resident or _is_tensor(inputs)
+    inputs = as_dict(prog.graph, inputs)
+    resident = all(map(_is_tensor, inputs.values()))
     with torch.no_grad(), exact_arithmetic(dev):
         tensors, steps, batch = device_inputs(prog, inputs, steps, tdtype, dev)
         ex = Executor(prog, tdtype, dev, population(tdtype, dev) if population else None)
